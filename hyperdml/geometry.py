@@ -1,0 +1,76 @@
+"""A thin layer over geoopt's Poincaré ball: the ball object carries the curvature.
+
+``PoincareBall(c)`` here is geoopt's ``PoincareBall`` (curvature −c) with the few helpers DML
+needs: feature clipping before the exponential map (Hyp-ViT / HIER's ``clip_r``), a projection
+that keeps points strictly inside the ball, and the map to the Lorentz (hyperboloid) model used
+for exact hyperbolic kNN through an inner product.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# geoopt imports torch.jit.script at import time and warns about it on new torch releases.
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)
+    import geoopt
+
+__all__ = ["ball", "expmap0", "logmap0", "project", "clip_features", "to_ball", "to_lorentz", "BALL_EPS"]
+
+#: Relative margin kept from the boundary: points are held at norm ≤ (1 − BALL_EPS[dtype]) / √c.
+BALL_EPS = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+def ball(c: float = 1.0) -> geoopt.PoincareBall:
+    """geoopt's Poincaré ball of curvature −c (``c > 0``)."""
+    if not c > 0:
+        raise ValueError(f"curvature c must be > 0, got {c}")
+    return geoopt.PoincareBall(c=c)
+
+
+def project(x: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+    """Rescale rows of ``x (..., D)`` that reach past ``(1 − eps)/√c`` back inside the ball."""
+    eps = BALL_EPS.get(x.dtype, 1e-5)
+    max_norm = (1 - eps) / c**0.5
+    norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-15)
+    return torch.where(norm > max_norm, x / norm * max_norm, x)
+
+
+def expmap0(v: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+    """Exponential map at the origin: tangent vectors ``(..., D)`` → points of the ball, projected."""
+    return project(ball(c).expmap0(v), c)
+
+
+def logmap0(x: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+    """Logarithmic map at the origin: points ``(..., D)`` → tangent vectors at 0."""
+    return ball(c).logmap0(x)
+
+
+def clip_features(v: torch.Tensor, clip_r: float | None = 2.3) -> torch.Tensor:
+    """Feature clipping (Guo et al., "Clipped Hyperbolic Classifiers"): ``min(1, r/‖v‖)·v``.
+
+    Keeps tangent vectors within Euclidean norm ``clip_r`` so the exponential map never lands
+    near the boundary, where gradients vanish. ``None`` disables it.
+    """
+    if clip_r is None:
+        return v
+    norm = v.norm(dim=-1, keepdim=True).clamp_min(1e-15)
+    return v * torch.clamp(clip_r / norm, max=1.0)
+
+
+def to_ball(v: torch.Tensor, c: float = 1.0, clip_r: float | None = 2.3) -> torch.Tensor:
+    """Head output ``(..., D)`` → point of the ball: clipping, then :func:`expmap0`."""
+    return expmap0(clip_features(v, clip_r), c)
+
+
+def to_lorentz(x: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+    """Poincaré ball ``(..., D)`` → hyperboloid ``(..., D + 1)`` of curvature −c.
+
+    ``(x0, x_1..D) = ((1 + c‖x‖²), 2x√c) / (√c (1 − c‖x‖²))``, so that
+    ``d_c(x, y) = arccosh(−c⟨X, Y⟩_L) / √c`` with the Lorentz product ``⟨X, Y⟩_L = −X0Y0 + Σ XiYi``.
+    """
+    sq = c * x.pow(2).sum(-1, keepdim=True)
+    denom = (1 - sq) * c**0.5
+    return torch.cat([(1 + sq) / denom, 2 * c**0.5 * x / denom], dim=-1)

@@ -1,0 +1,84 @@
+"""Build of hyperdml and its C++/CUDA extension ``hyperdml._C``.
+
+The C++ (CPU) kernels are always built. The CUDA kernels are added when a CUDA toolkit is usable
+(``CUDA_HOME`` or nvcc found) and either a GPU is visible or ``HYPERDML_WITH_CUDA=1`` is set;
+``HYPERDML_WITH_CUDA=0`` turns them off. Without a visible GPU, ``TORCH_CUDA_ARCH_LIST`` defaults
+to Volta..Hopper so a machine without one can still build (and CI can check that the CUDA
+sources compile).
+
+Build with ``pip install -e . --no-build-isolation`` (build isolation would install a second torch);
+``python setup.py build_ext --inplace`` rebuilds incrementally with ninja.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from setuptools import setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _want_cuda() -> bool:
+    flag = os.environ.get("HYPERDML_WITH_CUDA", "").strip()
+    if flag == "0":
+        return False
+    import torch
+    from torch.utils import cpp_extension
+
+    if cpp_extension.CUDA_HOME is None or torch.version.cuda is None:
+        if flag == "1":
+            raise RuntimeError("HYPERDML_WITH_CUDA=1 but no CUDA toolkit was found (set CUDA_HOME)")
+        return False
+    return flag == "1" or torch.cuda.is_available()
+
+
+def _extensions():
+    with_cuda = _want_cuda()
+    if with_cuda and "TORCH_CUDA_ARCH_LIST" not in os.environ:
+        import torch
+
+        if not torch.cuda.is_available():
+            os.environ["TORCH_CUDA_ARCH_LIST"] = "7.0;8.0;9.0+PTX"
+    from torch.utils.cpp_extension import CppExtension, CUDAExtension
+
+    rel = lambda paths: sorted(os.path.relpath(p, ROOT) for p in paths)  # noqa: E731
+    sources = rel(glob.glob(os.path.join(ROOT, "csrc", "*.cpp")))
+    sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "*.cpp")))
+    sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cpu", "*.cpp")))
+    openmp = ["-fopenmp"]
+    cxx_flags = ["-O3", "-std=c++17", *openmp]
+    define_macros = []
+    if with_cuda:
+        sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cuda", "*.cu")))
+        define_macros.append(("WITH_CUDA", None))
+        return [
+            CUDAExtension(
+                "hyperdml._C",
+                sources,
+                include_dirs=[os.path.join(ROOT, "csrc")],
+                define_macros=define_macros,
+                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--use_fast_math", "-std=c++17"]},
+                extra_link_args=openmp,
+            )
+        ]
+    return [
+        CppExtension(
+            "hyperdml._C",
+            sources,
+            include_dirs=[os.path.join(ROOT, "csrc")],
+            define_macros=define_macros,
+            extra_compile_args={"cxx": cxx_flags},
+            extra_link_args=openmp,
+        )
+    ]
+
+
+def _cmdclass():
+    from torch.utils.cpp_extension import BuildExtension
+
+    return {"build_ext": BuildExtension.with_options(use_ninja=True)}
+
+
+setup(ext_modules=_extensions(), cmdclass=_cmdclass())

@@ -48,7 +48,7 @@ def _extensions():
     sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "*.cpp")))
     sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cpu", "*.cpp")))
     openmp = ["-fopenmp"]
-    cxx_flags = ["-O3", "-std=c++17", *openmp]
+    cxx_flags = ["-O3", *openmp]
     define_macros = []
     if with_cuda:
         sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cuda", "*.cu")))
@@ -59,7 +59,7 @@ def _extensions():
                 sources,
                 include_dirs=[os.path.join(ROOT, "csrc")],
                 define_macros=define_macros,
-                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--use_fast_math", "-std=c++17"]},
+                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
                 extra_link_args=openmp,
             )
         ]

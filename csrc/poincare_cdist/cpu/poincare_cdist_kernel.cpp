@@ -1,0 +1,123 @@
+// CPU kernels of hyperdml::poincare_cdist: one GEMM for the inner products, everything else
+// fused in one pass over the (B, N) output, rows split across threads (at::parallel_for).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "common.h"
+#include "poincare_cdist/poincare_cdist_math.h"
+
+namespace hyperdml {
+namespace {
+
+void check_inputs(const at::Tensor& x, const at::Tensor& y, double c) {
+  check_curvature(c);
+  check_points(x, "x");
+  check_points(y, "y");
+  check_same(x, "x", y, "y");
+  check_device(x, "x", at::kCPU);
+  TORCH_CHECK_VALUE(x.size(1) == y.size(1), "x has D=", x.size(1), " but y has D=", y.size(1));
+}
+
+int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)); }
+
+at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, double c) {
+  check_inputs(x_in, y_in, c);
+  const at::Tensor x = x_in.contiguous();
+  const at::Tensor y = y_in.contiguous();
+  const at::Tensor xx = (x * x).sum(1);
+  const at::Tensor yy = (y * y).sum(1);
+  check_in_ball(x, xx, c, "x");
+  check_in_ball(y, yy, c, "y");
+  at::Tensor out = at::mm(x, y.t()).contiguous();  // <x_i, y_j>, overwritten with d(x_i, y_j)
+  const int64_t B = x.size(0), N = y.size(0), D = x.size(1);
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "poincare_cdist_cpu", [&] {
+    using T = scalar_t;
+    const T* xp = x.data_ptr<T>();
+    const T* yp = y.data_ptr<T>();
+    const T* xxp = xx.data_ptr<T>();
+    const T* yyp = yy.data_ptr<T>();
+    T* op = out.data_ptr<T>();
+    const T cc = static_cast<T>(c), inv_sqrt_c = static_cast<T>(1.0 / std::sqrt(c));
+    const T near = static_cast<T>(cdist::kNearRatio);
+    std::vector<T> beta(N);
+    for (int64_t j = 0; j < N; ++j) beta[j] = T(1) - cc * yyp[j];
+    at::parallel_for(0, B, grain_rows(N), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        T* row = op + i * N;
+        const T xi = xxp[i];
+        const T two_c_over_alpha = T(2) * cc / (T(1) - cc * xi);
+        for (int64_t j = 0; j < N; ++j) {
+          T sq = xi + yyp[j] - T(2) * row[j];
+          if (sq < near * (xi + yyp[j])) sq = cdist::exact_sqdist(xp + i * D, yp + j * D, D);
+          row[j] = cdist::distance_from_u(two_c_over_alpha * sq / beta[j], inv_sqrt_c);
+        }
+      }
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor& grad_in, const at::Tensor& x_in,
+                                                               const at::Tensor& y_in, const at::Tensor& dist_in,
+                                                               double c) {
+  check_inputs(x_in, y_in, c);
+  const int64_t B = x_in.size(0), N = y_in.size(0);
+  TORCH_CHECK_VALUE(grad_in.sizes() == dist_in.sizes() && grad_in.dim() == 2 && grad_in.size(0) == B &&
+                        grad_in.size(1) == N,
+                    "grad and dist must have shape (", B, ", ", N, "), got ", grad_in.sizes(), " and ",
+                    dist_in.sizes());
+  check_same(x_in, "x", grad_in, "grad");
+  check_same(x_in, "x", dist_in, "dist");
+  const at::Tensor x = x_in.contiguous(), y = y_in.contiguous();
+  const at::Tensor grad = grad_in.contiguous(), dist = dist_in.contiguous();
+  const at::Tensor alpha = 1 - c * (x * x).sum(1);
+  const at::Tensor beta = 1 - c * (y * y).sum(1);
+  at::Tensor weights = at::empty({B, N}, x.options());  // A_ij
+  at::Tensor row_coef = at::empty({B}, x.options());
+  const int threads = at::get_num_threads();
+  at::Tensor col_parts = at::zeros({threads, N}, x.options());
+  if (B > 0 && N > 0) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "poincare_cdist_backward_cpu", [&] {
+      using T = scalar_t;
+      const T* gp = grad.data_ptr<T>();
+      const T* dp = dist.data_ptr<T>();
+      const T* ap = alpha.data_ptr<T>();
+      const T* bp = beta.data_ptr<T>();
+      T* wp = weights.data_ptr<T>();
+      T* rp = row_coef.data_ptr<T>();
+      T* cp = col_parts.data_ptr<T>();
+      const T sqrt_c = static_cast<T>(std::sqrt(c));
+      at::parallel_for(0, B, grain_rows(N), [&](int64_t begin, int64_t end) {
+        T* col = cp + at::get_thread_num() * N;
+        for (int64_t i = begin; i < end; ++i) {
+          T row_sum = 0;
+          for (int64_t j = 0; j < N; ++j) {
+            T a, u;
+            cdist::backward_weights(gp[i * N + j], dp[i * N + j], ap[i], bp[j], sqrt_c, &a, &u);
+            wp[i * N + j] = a;
+            row_sum += a * (T(1) + u * bp[j] / T(2));
+            col[j] += a * (T(1) + u * ap[i] / T(2));
+          }
+          rp[i] = row_sum;
+        }
+      });
+    });
+  }
+  // grad_x_i = (sum_j A_ij (1 + u_ij beta_j / 2)) x_i - sum_j A_ij y_j, and symmetrically for y.
+  at::Tensor grad_x = row_coef.unsqueeze(1) * x - at::mm(weights, y);
+  at::Tensor grad_y = col_parts.sum(0).unsqueeze(1) * y - at::mm(weights.t(), x);
+  return {grad_x, grad_y};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(hyperdml, CPU, m) {
+  m.impl("poincare_cdist", &poincare_cdist_cpu);
+  m.impl("poincare_cdist_backward", &poincare_cdist_backward_cpu);
+}
+
+}  // namespace hyperdml

@@ -1,48 +1,37 @@
 // Input checks shared by the hyperdml kernels. Every kernel calls them before touching memory,
 // so that bad input is a Python exception (ValueError / TypeError), never a crash.
+//
+// Defined once in common.cpp (compiled by the host compiler): the CUDA files call the same
+// functions instead of keeping nvcc-compiled inline copies of ATen code.
 #pragma once
 
 #include <ATen/ATen.h>
 
-#include <cmath>
+#include <string>
 
 namespace hyperdml {
 
-inline void check_curvature(double c) {
-  TORCH_CHECK_VALUE(std::isfinite(c) && c > 0, "curvature c must be a finite number > 0, got ", c);
-}
+// Message pieces built with snprintf, not iostreams: error messages must not depend on the
+// locale machinery of whichever libstdc++ the process loaded first (seen to crash when two meet).
+std::string num(double v);
+std::string num(int64_t v);
+std::string shape_of(const at::Tensor& t);
+std::string device_str(const at::Tensor& t);
+std::string dtype_of(const at::Tensor& t);
 
-inline void check_points(const at::Tensor& t, const char* name) {
-  TORCH_CHECK_VALUE(t.dim() == 2, name, " must have shape (rows, D), got shape ", t.sizes());
-  TORCH_CHECK_TYPE(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
-                   " must be float32 or float64, got ", t.scalar_type());
-}
-
-inline void check_same(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name) {
-  TORCH_CHECK_VALUE(a.device() == b.device(), a_name, " is on ", a.device(), " but ", b_name, " is on ",
-                    b.device());
-  TORCH_CHECK_TYPE(a.scalar_type() == b.scalar_type(), a_name, " is ", a.scalar_type(), " but ", b_name,
-                   " is ", b.scalar_type(), "; pass one dtype");
-}
-
-inline void check_device(const at::Tensor& t, const char* name, c10::DeviceType type) {
-  TORCH_CHECK_VALUE(t.device().type() == type, name, " must be on ", type, ", got ", t.device());
-}
-
+void check_curvature(double c);
+void check_points(const at::Tensor& t, const char* name);
+void check_same(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name);
+void check_device(const at::Tensor& t, const char* name, c10::DeviceType type);
 // Rows of `t` are finite and strictly inside the ball of curvature -c. `sqnorm` holds the
 // squared row norms (the kernels need them anyway). One host sync on success.
-inline void check_in_ball(const at::Tensor& t, const at::Tensor& sqnorm, double c, const char* name) {
-  if (t.numel() == 0) return;
-  if ((sqnorm * c < 1).all().item<bool>()) return;
-  TORCH_CHECK_VALUE(at::isfinite(t).all().item<bool>(), name, " contains NaN or Inf");
-  TORCH_CHECK_VALUE(false, name, " has a point on or outside the boundary of the Poincare ball of curvature -",
-                    c, ": max norm ", sqnorm.max().sqrt().item<double>(), " >= 1/sqrt(c) = ",
-                    1.0 / std::sqrt(c), " (project or clip it first, e.g. hyperdml.geometry.project)");
-}
+void check_in_ball(const at::Tensor& t, const at::Tensor& sqnorm, double c, const char* name);
+void check_finite(const at::Tensor& t, const char* name);
 
-inline void check_finite(const at::Tensor& t, const char* name) {
-  if (t.numel() == 0) return;
-  TORCH_CHECK_VALUE(at::isfinite(t).all().item<bool>(), name, " contains NaN or Inf");
-}
+// hyphc_triplet_loss: shapes, dtypes and devices; then indices in range, points in the ball and
+// finite sims (host syncs).
+void check_hyphc_inputs(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims, double c,
+                        double tau, c10::DeviceType device);
+void check_hyphc_values(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims, double c);
 
 }  // namespace hyperdml

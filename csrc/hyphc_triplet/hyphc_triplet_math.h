@@ -17,6 +17,7 @@
 
 namespace hyperdml {
 namespace hyphc {
+namespace {  // internal linkage: host copies from gcc and nvcc never meet at link time
 
 struct PairGrad {
   double d_aa, d_ae, d_ee;  // d delta / d (aa, ae, ee), the dots already scaled by c
@@ -109,6 +110,22 @@ HYPERDML_HD double triplet_loss(const double delta[3], const double s[3], double
   return ssum - sp;
 }
 
+// Loss of triplet t (indices tri[3t..3t+2]), with dloss/ddelta, dloss/ds and the depths' partials.
+template <typename T>
+HYPERDML_HD double triplet_forward(const T* pts, const int64_t* tri, const T* sims, int64_t t, int64_t dim, double c,
+                                   double inv_sqrt_c, double inv_tau, PairGrad pg[3], double dl_ddelta[3],
+                                   double dl_ds[3]) {
+  const int64_t* idx = tri + 3 * t;
+  double aa[3], ae[3], ee[3], delta[3], s[3];
+  triplet_dots(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, dim, c, aa, ae, ee);
+  for (int m = 0; m < 3; ++m) {
+    delta[m] = lca_depth(aa[m], ae[m], ee[m], inv_sqrt_c, &pg[m]);
+    s[m] = static_cast<double>(sims[3 * t + m]);
+  }
+  return triplet_loss(delta, s, inv_tau, dl_ddelta, dl_ds);
+}
+
+
 // Coefficients M (3x3) with grad z_p = sum_q M[p][q] z_q for one triplet, given dloss/ddelta
 // (already times the incoming gradient). Pair m joins points (first[m], second[m]); for a pair
 // (a, b) with e = b - a: grad_a = c[(2g_aa - 2g_ae + 2g_ee) a + (g_ae - 2g_ee) b],
@@ -128,5 +145,6 @@ HYPERDML_HD void point_coefficients(const PairGrad pg[3], const double dl_ddelta
   }
 }
 
+}  // namespace
 }  // namespace hyphc
 }  // namespace hyperdml

@@ -12,6 +12,7 @@
 
 namespace hyperdml {
 namespace cdist {
+namespace {  // internal linkage: host copies from gcc and nvcc never meet at link time
 
 // Pairs with ||x-y||^2 < kNearRatio (||x||^2 + ||y||^2) get their squared distance recomputed
 // exactly: below this, the GEMM form loses more than ~6 of the dtype's bits.
@@ -46,5 +47,6 @@ HYPERDML_HD void backward_weights(T g, T d, T alpha, T beta, T sqrt_c, T* a_out,
   *a_out = sinh_t > T(0) ? g * T(4) * sqrt_c / (alpha * beta * sinh_t) : T(0);
 }
 
+}  // namespace
 }  // namespace cdist
 }  // namespace hyperdml

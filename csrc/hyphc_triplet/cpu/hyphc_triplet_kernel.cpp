@@ -5,28 +5,13 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include "hyphc_triplet/hyphc_triplet_checks.h"
+#include "common.h"
 #include "hyphc_triplet/hyphc_triplet_math.h"
 
 namespace hyperdml {
 namespace {
 
 constexpr int64_t kGrain = 256;
-
-// Loss of triplet t, its dloss/ddelta, dloss/ds and the depths' partials.
-template <typename T>
-double triplet_forward(const T* pts, const int64_t* tri, const T* sims, int64_t t, int64_t dim, double c,
-                       double inv_sqrt_c, double inv_tau, hyphc::PairGrad pg[3], double dl_ddelta[3],
-                       double dl_ds[3]) {
-  const int64_t* idx = tri + 3 * t;
-  double aa[3], ae[3], ee[3], delta[3], s[3];
-  hyphc::triplet_dots(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, dim, c, aa, ae, ee);
-  for (int m = 0; m < 3; ++m) {
-    delta[m] = hyphc::lca_depth(aa[m], ae[m], ee[m], inv_sqrt_c, &pg[m]);
-    s[m] = static_cast<double>(sims[3 * t + m]);
-  }
-  return hyphc::triplet_loss(delta, s, inv_tau, dl_ddelta, dl_ds);
-}
 
 at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor& triplets_in,
                                   const at::Tensor& sims_in, double c, double tau) {
@@ -46,7 +31,7 @@ at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor&
       double dl_ddelta[3], dl_ds[3];
       for (int64_t t = begin; t < end; ++t)
         op[t] = static_cast<scalar_t>(
-            triplet_forward(pts, tri, sp, t, D, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds));
+            hyphc::triplet_forward(pts, tri, sp, t, D, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds));
     });
   });
   return out;
@@ -58,7 +43,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
                                                                    const at::Tensor& sims_in, double c, double tau) {
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
   TORCH_CHECK_VALUE(grad_in.dim() == 1 && grad_in.size(0) == triplets_in.size(0), "grad must have shape (",
-                    triplets_in.size(0), "), got ", grad_in.sizes());
+                    num(triplets_in.size(0)), ",), got ", shape_of(grad_in));
   check_same(points_in, "points", grad_in, "grad");
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
   const at::Tensor grad = grad_in.contiguous();
@@ -81,7 +66,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
       hyphc::PairGrad pg[3];
       double dl_ddelta[3], dl_ds[3], M[3][3];
       for (int64_t t = begin; t < end; ++t) {
-        triplet_forward(pts, tri, sp, t, D, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+        hyphc::triplet_forward(pts, tri, sp, t, D, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
         const double g = static_cast<double>(gp[t]);
         for (int m = 0; m < 3; ++m) {
           gsp[3 * t + m] = static_cast<scalar_t>(g * dl_ds[m]);

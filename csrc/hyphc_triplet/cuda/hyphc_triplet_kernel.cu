@@ -5,7 +5,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "hyphc_triplet/hyphc_triplet_checks.h"
+#include "common.h"
 #include "hyphc_triplet/hyphc_triplet_math.h"
 
 namespace hyperdml {
@@ -18,27 +18,13 @@ int blocks_for(int64_t n) {
 }
 
 template <typename T>
-__device__ double triplet_forward(const T* pts, const int64_t* tri, const T* sims, int64_t t, int64_t dim, double c,
-                                  double inv_sqrt_c, double inv_tau, hyphc::PairGrad pg[3], double dl_ddelta[3],
-                                  double dl_ds[3]) {
-  const int64_t* idx = tri + 3 * t;
-  double aa[3], ae[3], ee[3], delta[3], s[3];
-  hyphc::triplet_dots(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, dim, c, aa, ae, ee);
-  for (int m = 0; m < 3; ++m) {
-    delta[m] = hyphc::lca_depth(aa[m], ae[m], ee[m], inv_sqrt_c, &pg[m]);
-    s[m] = static_cast<double>(sims[3 * t + m]);
-  }
-  return hyphc::triplet_loss(delta, s, inv_tau, dl_ddelta, dl_ds);
-}
-
-template <typename T>
 __global__ void forward_kernel(T* __restrict__ out, const T* __restrict__ pts, const int64_t* __restrict__ tri,
                                const T* __restrict__ sims, int64_t n, int64_t dim, double c, double inv_sqrt_c,
                                double inv_tau) {
   for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x) {
     hyphc::PairGrad pg[3];
     double dl_ddelta[3], dl_ds[3];
-    out[t] = static_cast<T>(triplet_forward(pts, tri, sims, t, dim, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds));
+    out[t] = static_cast<T>(hyphc::triplet_forward(pts, tri, sims, t, dim, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds));
   }
 }
 
@@ -50,7 +36,7 @@ __global__ void backward_kernel(T* __restrict__ grad_pts, T* __restrict__ grad_s
   for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x) {
     hyphc::PairGrad pg[3];
     double dl_ddelta[3], dl_ds[3], M[3][3];
-    triplet_forward(pts, tri, sims, t, dim, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+    hyphc::triplet_forward(pts, tri, sims, t, dim, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
     const double g = static_cast<double>(grad[t]);
     for (int m = 0; m < 3; ++m) {
       grad_sims[3 * t + m] = static_cast<T>(g * dl_ds[m]);
@@ -94,7 +80,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cuda(const at::Te
                                                                     double tau) {
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCUDA);
   TORCH_CHECK_VALUE(grad_in.dim() == 1 && grad_in.size(0) == triplets_in.size(0), "grad must have shape (",
-                    triplets_in.size(0), "), got ", grad_in.sizes());
+                    num(triplets_in.size(0)), ",), got ", shape_of(grad_in));
   check_same(points_in, "points", grad_in, "grad");
   const c10::cuda::CUDAGuard guard(points_in.device());
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();

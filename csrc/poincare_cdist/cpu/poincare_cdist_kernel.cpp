@@ -18,7 +18,7 @@ void check_inputs(const at::Tensor& x, const at::Tensor& y, double c) {
   check_points(y, "y");
   check_same(x, "x", y, "y");
   check_device(x, "x", at::kCPU);
-  TORCH_CHECK_VALUE(x.size(1) == y.size(1), "x has D=", x.size(1), " but y has D=", y.size(1));
+  TORCH_CHECK_VALUE(x.size(1) == y.size(1), "x has D=", num(x.size(1)), " but y has D=", num(y.size(1)));
 }
 
 int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)); }
@@ -68,8 +68,8 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
   const int64_t B = x_in.size(0), N = y_in.size(0);
   TORCH_CHECK_VALUE(grad_in.sizes() == dist_in.sizes() && grad_in.dim() == 2 && grad_in.size(0) == B &&
                         grad_in.size(1) == N,
-                    "grad and dist must have shape (", B, ", ", N, "), got ", grad_in.sizes(), " and ",
-                    dist_in.sizes());
+                    "grad and dist must have shape (", num(B), ", ", num(N), "), got ", shape_of(grad_in),
+                    " and ", shape_of(dist_in));
   check_same(x_in, "x", grad_in, "grad");
   check_same(x_in, "x", dist_in, "dist");
   const at::Tensor x = x_in.contiguous(), y = y_in.contiguous();

@@ -52,7 +52,7 @@ void check_inputs(const at::Tensor& x, const at::Tensor& y, double c) {
   check_points(y, "y");
   check_same(x, "x", y, "y");
   check_device(x, "x", at::kCUDA);
-  TORCH_CHECK_VALUE(x.size(1) == y.size(1), "x has D=", x.size(1), " but y has D=", y.size(1));
+  TORCH_CHECK_VALUE(x.size(1) == y.size(1), "x has D=", num(x.size(1)), " but y has D=", num(y.size(1)));
 }
 
 at::Tensor poincare_cdist_cuda(const at::Tensor& x_in, const at::Tensor& y_in, double c) {
@@ -82,8 +82,8 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cuda(const at::Tensor
   const int64_t B = x_in.size(0), N = y_in.size(0);
   TORCH_CHECK_VALUE(grad_in.sizes() == dist_in.sizes() && grad_in.dim() == 2 && grad_in.size(0) == B &&
                         grad_in.size(1) == N,
-                    "grad and dist must have shape (", B, ", ", N, "), got ", grad_in.sizes(), " and ",
-                    dist_in.sizes());
+                    "grad and dist must have shape (", num(B), ", ", num(N), "), got ", shape_of(grad_in),
+                    " and ", shape_of(dist_in));
   check_same(x_in, "x", grad_in, "grad");
   check_same(x_in, "x", dist_in, "dist");
   const c10::cuda::CUDAGuard guard(x_in.device());

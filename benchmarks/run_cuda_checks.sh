@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# On a machine with a CUDA GPU and a CUDA-enabled torch: build the extension with its CUDA
+# kernels, run the op tests on the GPU, compute-sanitizer over both ops, and the CUDA
+# benchmarks (their tables are appended to benchmarks/results/*_cuda.md).
+#   bash benchmarks/run_cuda_checks.sh [output-folder]
+set -euo pipefail
+out=${1:-benchmarks/results}
+py=${PYTHON:-python3}
+export HYPERDML_WITH_CUDA=1 PYTHONUNBUFFERED=1
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+"$py" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+"$py" setup.py build_ext --inplace > "$out/cuda_build.log" 2>&1 || { tail -40 "$out/cuda_build.log"; exit 1; }
+"$py" -c "import hyperdml; print(hyperdml.extension_info())"
+ldd hyperdml/_C*.so | grep -E "stdc|cudart" || true
+echo "libstdc++ code linked into _C: $(nm -C hyperdml/_C*.so | grep -c ' [TW] std::' || true) symbols"
+"$py" -m pytest -q -p no:cacheprovider tests/test_poincare_cdist.py tests/test_hyphc_triplet_op.py 2>&1 \
+  | tee "$out/cuda_tests.log" | tail -15 || echo "the CUDA tests failed"
+if command -v compute-sanitizer > /dev/null; then
+  cat > /tmp/hyperdml_sanitize.py <<'PY'
+import torch, hyperdml
+g = torch.Generator().manual_seed(0)
+for dtype in (torch.float32, torch.float64):
+    x = (torch.randn(67, 33, generator=g) * 0.1).to("cuda", dtype).requires_grad_()
+    y = (torch.randn(45, 33, generator=g) * 0.1).to("cuda", dtype).requires_grad_()
+    hyperdml.poincare_cdist(x, y, 0.5).sum().backward()
+    hyperdml.poincare_cdist(x, x, 0.5).sum().backward()
+    p = (torch.randn(50, 17, generator=g) * 0.1).to("cuda", dtype).requires_grad_()
+    t = torch.randint(0, 50, (1001, 3), generator=g).cuda()
+    s = torch.rand(1001, 3, generator=g).to("cuda", dtype)
+    hyperdml.hyphc_triplet_loss(p, t, s, 1.0, 0.05).sum().backward()
+torch.cuda.synchronize()
+print("sanitizer workload done")
+PY
+  for tool in memcheck racecheck; do
+    echo "compute-sanitizer --tool $tool:"
+    compute-sanitizer --tool "$tool" --error-exitcode 9 "$py" /tmp/hyperdml_sanitize.py 2>&1 | tail -4 | tee -a "$out/cuda_sanitizer.log"
+  done
+fi
+"$py" benchmarks/bench_poincare_cdist.py --device cuda
+"$py" benchmarks/bench_hyphc_triplet.py --device cuda --triplets 100000,1000000,10000000 --repeat 10

@@ -1,0 +1,88 @@
+// Definitions of the input checks declared in common.h.
+#include "common.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace hyperdml {
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.8g", v);
+  return buf;
+}
+
+std::string num(int64_t v) { return std::to_string(v); }
+
+std::string shape_of(const at::Tensor& t) {
+  std::string out = "(";
+  for (int64_t d = 0; d < t.dim(); ++d) out += (d ? ", " : "") + std::to_string(t.size(d));
+  return out + (t.dim() == 1 ? ",)" : ")");
+}
+
+std::string device_str(const at::Tensor& t) { return t.device().str(); }
+
+std::string dtype_of(const at::Tensor& t) { return c10::toString(t.scalar_type()); }
+
+void check_curvature(double c) {
+  TORCH_CHECK_VALUE(std::isfinite(c) && c > 0, "curvature c must be a finite number > 0, got ", num(c));
+}
+
+void check_points(const at::Tensor& t, const char* name) {
+  TORCH_CHECK_VALUE(t.dim() == 2, name, " must have shape (rows, D), got shape ", shape_of(t));
+  TORCH_CHECK_TYPE(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
+                   " must be float32 or float64, got ", dtype_of(t));
+}
+
+void check_same(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name) {
+  TORCH_CHECK_VALUE(a.device() == b.device(), a_name, " is on ", device_str(a), " but ", b_name, " is on ",
+                    device_str(b));
+  TORCH_CHECK_TYPE(a.scalar_type() == b.scalar_type(), a_name, " is ", dtype_of(a), " but ", b_name,
+                   " is ", dtype_of(b), "; pass one dtype");
+}
+
+void check_device(const at::Tensor& t, const char* name, c10::DeviceType type) {
+  TORCH_CHECK_VALUE(t.device().type() == type, name, " must be on ", c10::DeviceTypeName(type, true), ", got ", device_str(t));
+}
+
+void check_in_ball(const at::Tensor& t, const at::Tensor& sqnorm, double c, const char* name) {
+  if (t.numel() == 0) return;
+  if ((sqnorm * c < 1).all().item<bool>()) return;
+  TORCH_CHECK_VALUE(at::isfinite(t).all().item<bool>(), name, " contains NaN or Inf");
+  TORCH_CHECK_VALUE(false, name, " has a point on or outside the boundary of the Poincare ball of curvature -",
+                    num(c), ": max norm ", num(sqnorm.max().sqrt().item<double>()), " >= 1/sqrt(c) = ",
+                    num(1.0 / std::sqrt(c)), " (project or clip it first, e.g. hyperdml.geometry.project)");
+}
+
+void check_finite(const at::Tensor& t, const char* name) {
+  if (t.numel() == 0) return;
+  TORCH_CHECK_VALUE(at::isfinite(t).all().item<bool>(), name, " contains NaN or Inf");
+}
+
+void check_hyphc_inputs(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
+                               double c, double tau, c10::DeviceType device) {
+  check_curvature(c);
+  TORCH_CHECK_VALUE(std::isfinite(tau) && tau > 0, "temperature tau must be a finite number > 0, got ", num(tau));
+  check_points(points, "points");
+  check_device(points, "points", device);
+  TORCH_CHECK_TYPE(triplets.scalar_type() == at::kLong, "triplets must be int64, got ", dtype_of(triplets));
+  TORCH_CHECK_VALUE(triplets.dim() == 2 && triplets.size(1) == 3, "triplets must have shape (T, 3), got ",
+                    shape_of(triplets));
+  TORCH_CHECK_VALUE(sims.sizes() == triplets.sizes(), "sims must have the shape of triplets ", shape_of(triplets),
+                    ", got ", shape_of(sims));
+  check_same(points, "points", sims, "sims");
+  TORCH_CHECK_VALUE(triplets.device() == points.device(), "points is on ", device_str(points), " but triplets is on ",
+                    device_str(triplets));
+}
+
+void check_hyphc_values(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
+                               double c) {
+  check_in_ball(points, (points * points).sum(1), c, "points");
+  check_finite(sims, "sims");
+  if (triplets.numel() == 0) return;
+  const int64_t lo = triplets.min().item<int64_t>(), hi = triplets.max().item<int64_t>();
+  TORCH_CHECK_VALUE(lo >= 0 && hi < points.size(0), "triplets has an index out of range [0, ", num(points.size(0)),
+                    "): min ", num(lo), ", max ", num(hi));
+}
+
+}  // namespace hyperdml

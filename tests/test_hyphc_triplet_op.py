@@ -1,0 +1,170 @@
+"""hyperdml.ops.hyphc_triplet_loss (the compiled op) against its pure-PyTorch reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import ball_points, requires_cuda
+from hyperdml.ops import hyphc_triplet_loss
+from hyperdml.ops.reference import hyphc_triplet_loss_reference
+
+CURVATURES = [0.1, 1.0, 2.0]
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+def problem(p=12, d=5, t=200, c=1.0, seed=0, device="cpu", dtype=torch.float64, max_frac=0.95):
+    g = torch.Generator().manual_seed(seed)
+    points = ball_points(p, d, c, max_frac=max_frac, seed=seed, dtype=dtype, device=device)
+    triplets = torch.randint(0, p, (t, 3), generator=g).to(device)
+    sims = torch.rand(t, 3, generator=g, dtype=torch.float64).to(dtype=dtype, device=device)
+    return points, triplets, sims
+
+
+@pytest.mark.parametrize("c", CURVATURES)
+@pytest.mark.parametrize("tau", [0.05, 1.0])
+def test_values_and_gradients_match_reference(c, tau, device):
+    points, triplets, sims = problem(c=c, device=device)
+    points.requires_grad_(True)
+    sims.requires_grad_(True)
+    weights = torch.rand(triplets.shape[0], dtype=torch.float64, device=device)
+    out = hyphc_triplet_loss(points, triplets, sims, c, tau)
+    ref = hyphc_triplet_loss_reference(points, triplets, sims, c, tau)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    gp, gs = torch.autograd.grad((out * weights).sum(), (points, sims))
+    rp, rs = torch.autograd.grad((ref * weights).sum(), (points, sims))
+    torch.testing.assert_close(gp, rp, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(gs, rs, rtol=1e-10, atol=1e-12)
+
+
+def test_float32_close_to_float64(device):
+    points, triplets, sims = problem(p=50, d=16, t=1000, device=device)
+    out32 = hyphc_triplet_loss(points.float(), triplets, sims.float(), 1.0, 0.1)
+    assert out32.dtype == torch.float32
+    ref = hyphc_triplet_loss_reference(points.float().double(), triplets, sims.float().double(), 1.0, 0.1)
+    torch.testing.assert_close(out32.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("c", CURVATURES)
+def test_gradcheck(c, device):
+    points, triplets, sims = problem(p=6, d=3, t=20, c=c, device=device, max_frac=0.9)
+    points.requires_grad_(True)
+    sims.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p, s: hyphc_triplet_loss(p, triplets, s, c, 0.3), (points, sims))
+
+
+def test_opcheck(device):
+    points, triplets, sims = problem(p=8, d=4, t=30, device=device)
+    op = torch.ops.hyperdml.hyphc_triplet_loss.default
+    torch.library.opcheck(op, (points, triplets, sims, 1.0, 0.1))
+    torch.library.opcheck(op, (points.clone().requires_grad_(), triplets, sims.clone().requires_grad_(), 0.5, 0.2))
+    grad = torch.rand(triplets.shape[0], dtype=torch.float64, device=device)
+    torch.library.opcheck(
+        torch.ops.hyperdml.hyphc_triplet_loss_backward.default, (grad, points, triplets, sims, 1.0, 0.1)
+    )
+
+
+def test_degenerate_triplets_are_finite(device):
+    points = ball_points(4, 3, 1.0, device=device)
+    points[0] = 0.0  # a point at the origin
+    points[3] = points[2]  # two identical points
+    triplets = torch.tensor(
+        [[1, 2, 1], [2, 2, 2], [0, 1, 2], [0, 0, 1], [2, 3, 1], [1, 2, 3], [3, 2, 3]], device=device
+    )
+    sims = torch.rand(triplets.shape[0], 3, dtype=torch.float64, device=device)
+    points.requires_grad_(True)
+    out = hyphc_triplet_loss(points, triplets, sims, 1.0, 0.05)
+    (grad,) = torch.autograd.grad(out.sum(), points)
+    assert torch.isfinite(out).all() and torch.isfinite(grad).all()
+    ref = hyphc_triplet_loss_reference(points.detach(), triplets, sims, 1.0, 0.05)
+    torch.testing.assert_close(out.detach(), ref)
+
+
+def test_repeated_index_depth_is_distance_to_origin(device):
+    """i == k: δ(z_i ∨ z_i) = d(0, z_i), so the softmax sees that depth."""
+    points = ball_points(2, 3, 1.0, seed=3, device=device)
+    triplets = torch.tensor([[0, 1, 0]], device=device)
+    sims = torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64, device=device)
+    depth_00 = 2 * torch.atanh(points[0].norm())
+    from hyperdml.ops.reference import hyp_lca_depth_reference
+
+    depth_01 = hyp_lca_depth_reference(points[0], points[1])
+    z = torch.stack([depth_01, depth_00, depth_01]) / 0.5
+    expected = 1.0 - torch.softmax(z, 0)[1]
+    torch.testing.assert_close(hyphc_triplet_loss(points, triplets, sims, 1.0, 0.5), expected[None])
+
+
+def test_torch_compile_fullgraph(device):
+    points, triplets, sims = problem(p=10, d=4, t=40, device=device, dtype=torch.float32)
+
+    def f(p):
+        return hyphc_triplet_loss(p, triplets, sims, 1.0, 0.1).mean()
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    a = points.clone().requires_grad_(True)
+    b = points.clone().requires_grad_(True)
+    torch.testing.assert_close(compiled(a), f(b))
+    compiled(a).backward()
+    f(b).backward()
+    torch.testing.assert_close(a.grad, b.grad)
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (lambda p, t, s: (p, t.int(), s, 1.0, 0.1), TypeError, "int64"),
+        (lambda p, t, s: (p, t[:, :2], s, 1.0, 0.1), ValueError, r"\(T, 3\)"),
+        (lambda p, t, s: (p, t, s[:-1], 1.0, 0.1), ValueError, "shape of triplets"),
+        (lambda p, t, s: (p, t.clone().fill_(12), s, 1.0, 0.1), ValueError, "out of range"),
+        (lambda p, t, s: (p, t.clone().fill_(-1), s, 1.0, 0.1), ValueError, "out of range"),
+        (lambda p, t, s: (p * float("nan"), t, s, 1.0, 0.1), ValueError, "NaN"),
+        (lambda p, t, s: (p, t, s * float("nan"), 1.0, 0.1), ValueError, "NaN"),
+        (lambda p, t, s: (p * 30, t, s, 1.0, 0.1), ValueError, "boundary"),
+        (lambda p, t, s: (p, t, s, 1.0, 0.0), ValueError, "tau"),
+        (lambda p, t, s: (p, t, s, 1.0, -1.0), ValueError, "tau"),
+        (lambda p, t, s: (p, t, s, 0.0, 0.1), ValueError, "curvature"),
+        (lambda p, t, s: (p[0], t, s, 1.0, 0.1), ValueError, "shape"),
+        (lambda p, t, s: (p, t, s.float(), 1.0, 0.1), TypeError, "one dtype"),
+    ],
+)
+def test_bad_input_raises(change, error, match):
+    args = change(*problem(p=12))
+    with pytest.raises(error, match=match):
+        hyphc_triplet_loss(*args)
+
+
+def test_out_of_range_index_checked_by_the_kernel_itself():
+    points, triplets, sims = problem(p=12)
+    with pytest.raises(ValueError, match="out of range"):
+        torch.ops.hyperdml.hyphc_triplet_loss(points, triplets + 100, sims, 1.0, 0.1)
+    with pytest.raises(ValueError, match="out of range"):
+        torch.ops.hyperdml.hyphc_triplet_loss_backward(
+            torch.ones(triplets.shape[0], dtype=torch.float64), points, triplets - 100, sims, 1.0, 0.1
+        )
+
+
+def test_empty_triplets(device):
+    points = ball_points(3, 2, device=device).requires_grad_(True)
+    out = hyphc_triplet_loss(points, torch.zeros(0, 3, dtype=torch.int64, device=device),
+                             torch.zeros(0, 3, dtype=torch.float64, device=device))
+    assert out.shape == (0,)
+    out.sum().backward()
+    assert torch.equal(points.grad, torch.zeros_like(points))
+
+
+@requires_cuda
+def test_cuda_large_matches_cpu_and_memory():
+    points, triplets, sims = problem(p=2000, d=64, t=200_000, device="cuda", dtype=torch.float32)
+    points.requires_grad_(True)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    hyphc_triplet_loss(points, triplets, sims).sum().backward()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - base
+    assert peak < 3 * 200_000 * 64 * 4 / 4, f"peak {peak / 2**20:.1f} MiB suggests a (T, 3, D) gather"
+    cpu_points = points.detach().cpu().requires_grad_(True)
+    out = hyphc_triplet_loss(cpu_points, triplets.cpu(), sims.cpu())
+    out.sum().backward()
+    torch.testing.assert_close(points.grad.cpu(), cpu_points.grad, rtol=1e-3, atol=1e-3)

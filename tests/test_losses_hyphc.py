@@ -1,0 +1,152 @@
+"""HypHCLoss as a module: triplet sampling, temperature annealing, state, input checks."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hyperdml.losses.hyphc import HypHCLoss, similarity_from_features
+from hyperdml.ops import hyphc_triplet_loss
+
+DT = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only contend for the CPU (measured 4-5x slower with 2)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def points_and_sims(p, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(p, d, generator=g, dtype=DT)
+    x = x / x.norm(dim=1, keepdim=True) * (0.1 + 0.8 * torch.rand(p, 1, generator=g, dtype=DT))
+    f = torch.randn(p, 5, generator=g, dtype=DT)
+    return x, similarity_from_features(f)
+
+
+def test_all_triplets_for_small_p_cached():
+    loss = HypHCLoss(max_all_triplets=math.comb(10, 3))
+    t = loss.sample_triplets(10)
+    assert t.dtype == torch.int64 and t.shape == (120, 3)
+    assert bool((t[:, 0] < t[:, 1]).all() and (t[:, 1] < t[:, 2]).all())
+    assert len({tuple(r) for r in t.tolist()}) == 120
+    assert loss.sample_triplets(10) is t  # cached
+    assert not loss.uses_all_triplets(11)
+    # The value is the mean of the op over exactly those triplets.
+    x, s = points_and_sims(10)
+    i, j, k = t.unbind(1)
+    want = hyphc_triplet_loss(x, t, torch.stack([s[i, j], s[i, k], s[j, k]], 1), c=1.0, tau=0.05).mean()
+    torch.testing.assert_close(loss(x, s), want, rtol=1e-12, atol=0)
+
+
+def test_sampling_is_seeded_and_follows_hyphc():
+    """Pairs i < j uniform among C(P, 2), k uniform over P (repeats of i or j allowed)."""
+    p, n = 6, 60_000
+    a = HypHCLoss(max_all_triplets=0, num_triplets=n, seed=1)
+    t = a.sample_triplets(p)
+    assert t.shape == (n, 3)
+    torch.testing.assert_close(HypHCLoss(max_all_triplets=0, num_triplets=n, seed=1).sample_triplets(p), t)
+    assert not torch.equal(HypHCLoss(max_all_triplets=0, num_triplets=n, seed=2).sample_triplets(p), t)
+    assert not torch.equal(a.sample_triplets(p), t)  # the generator advances
+    assert bool((t[:, 0] < t[:, 1]).all())
+    pair_counts = np.bincount((t[:, 0] * p + t[:, 1]).numpy(), minlength=p * p).reshape(p, p)
+    iu = np.triu_indices(p, 1)
+    expected = n / math.comb(p, 2)
+    assert np.abs(pair_counts[iu] - expected).max() < 5 * math.sqrt(expected)
+    assert pair_counts.sum() == pair_counts[iu].sum()
+    k_counts = np.bincount(t[:, 2].numpy(), minlength=p)
+    assert np.abs(k_counts - n / p).max() < 5 * math.sqrt(n / p)
+    repeats = ((t[:, 2] == t[:, 0]) | (t[:, 2] == t[:, 1])).float().mean().item()
+    assert abs(repeats - 2 / p) < 0.01
+    # Sampling does not touch the global RNG.
+    torch.manual_seed(0)
+    r0 = torch.rand(1)
+    torch.manual_seed(0)
+    a.sample_triplets(p)
+    assert torch.equal(torch.rand(1), r0)
+
+
+def test_sampled_loss_reproducible_and_state_dict_roundtrip():
+    x, s = points_and_sims(30)
+    a = HypHCLoss(max_all_triplets=100, num_triplets=256, seed=5, tau=0.1, anneal_factor=0.5)
+    b = HypHCLoss(max_all_triplets=100, num_triplets=256, seed=5, tau=0.1, anneal_factor=0.5)
+    torch.testing.assert_close(a(x, s), b(x, s))
+    a.anneal()
+    state = a.state_dict()
+    c = HypHCLoss(max_all_triplets=100, num_triplets=256, seed=99, tau=0.1)
+    c.load_state_dict(state)
+    assert c.tau == pytest.approx(0.05)
+    torch.testing.assert_close(c(x, s), a(x, s))  # same generator state → same triplets
+
+
+def test_temperature_annealing():
+    loss = HypHCLoss(tau=0.1, anneal_factor=0.5, anneal_every=2, min_tau=0.02)
+    assert loss.anneal() == pytest.approx(0.05)
+    assert loss.anneal(0.5) == pytest.approx(0.025)
+    assert loss.anneal() == pytest.approx(0.02)  # floor
+    for epoch, tau in [(0, 0.1), (1, 0.1), (2, 0.05), (3, 0.05), (4, 0.025), (6, 0.02), (100, 0.02)]:
+        loss.set_epoch(epoch)
+        assert loss.tau == pytest.approx(tau), epoch
+    sched = HypHCLoss(tau=0.1, tau_schedule=lambda e: 0.1 / (1 + e))
+    sched.set_epoch(4)
+    assert sched.tau == pytest.approx(0.02)
+    # The temperature in use is the annealed one.
+    x, s = points_and_sims(8)
+    t = loss.sample_triplets(8)
+    i, j, k = t.unbind(1)
+    ts = torch.stack([s[i, j], s[i, k], s[j, k]], 1)
+    loss.set_epoch(2)
+    torch.testing.assert_close(loss(x, s), hyphc_triplet_loss(x, t, ts, tau=0.05).mean())
+    assert not torch.allclose(loss(x, s), hyphc_triplet_loss(x, t, ts, tau=0.1).mean())
+
+
+def test_similarity_from_features_matches_hyphc_load_data():
+    f = torch.randn(9, 4, dtype=DT)
+    x = f.numpy() / np.linalg.norm(f.numpy(), axis=1, keepdims=True)
+    sims = 0.5 * (1 + x @ x.T)
+    sims = np.triu(sims) + np.triu(sims).T
+    sims[np.diag_indices_from(sims)] = 1.0
+    sims[sims > 1.0] = 1.0
+    torch.testing.assert_close(similarity_from_features(f), torch.from_numpy(sims), rtol=1e-12, atol=1e-12)
+    g = f.clone().requires_grad_()
+    similarity_from_features(g).sum().backward()
+    assert g.grad is not None and bool(torch.isfinite(g.grad).all())
+
+
+def test_gradients_flow_and_dtypes():
+    x, s = points_and_sims(12)
+    x32 = x.float().requires_grad_()
+    out = HypHCLoss()(x32, s)  # float64 sims are cast to the points' dtype
+    assert out.dtype == torch.float32 and out.dim() == 0
+    out.backward()
+    assert x32.grad.abs().sum() > 0
+
+
+def test_input_validation():
+    loss = HypHCLoss()
+    x, s = points_and_sims(5)
+    with pytest.raises(ValueError, match="at least 3"):
+        loss(x[:2], s[:2, :2])
+    with pytest.raises(ValueError, match="shape"):
+        loss(x, s[:4])
+    with pytest.raises(ValueError, match="shape"):
+        loss(x[0], s)
+    bad = s.clone()
+    bad[0, 1] = bad[1, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        loss(x, bad)
+    asym = s.clone()
+    asym[0, 1] += 0.5
+    with pytest.raises(ValueError, match="symmetric"):
+        loss(x, asym)
+    with pytest.raises(ValueError):
+        loss(x * 10, s)  # outside the ball
+    with pytest.raises(ValueError):
+        HypHCLoss(tau=0)
+    with pytest.raises(ValueError):
+        HypHCLoss(c=-1)

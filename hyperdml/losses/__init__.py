@@ -1,0 +1,29 @@
+"""Proxy-based DML losses on one interface, ``loss(embeddings, labels)`` → scalar.
+
+- :class:`ProxyAnchor`, :class:`ProxyNCA`, :class:`SoftTriple`: in any space
+  (``space=EuclideanSpace()`` by default, or ``PoincareSpace(c, clip_r)``); in Euclidean space
+  they equal pytorch-metric-learning's losses of the same name.
+- :class:`CHEST`: Euclidean + hyperbolic SoftTriple + HypHC on the hyperbolic proxies.
+- :class:`HypHCLoss`: HypHC's triplet loss (the regulariser CHEST uses).
+- :class:`ProxyLoss`: the two-stage base class (class similarity, then loss) wrappers plug into.
+"""
+
+from hyperdml.losses.base import ProxyLoss
+from hyperdml.losses.chest import CHEST
+from hyperdml.losses.hyphc import HypHCLoss, similarity_from_features
+from hyperdml.losses.proxy_anchor import ProxyAnchor
+from hyperdml.losses.proxy_nca import ProxyNCA
+from hyperdml.losses.soft_triple import SoftTriple
+from hyperdml.spaces import EuclideanSpace, PoincareSpace
+
+__all__ = [
+    "ProxyLoss",
+    "ProxyAnchor",
+    "ProxyNCA",
+    "SoftTriple",
+    "CHEST",
+    "HypHCLoss",
+    "similarity_from_features",
+    "EuclideanSpace",
+    "PoincareSpace",
+]

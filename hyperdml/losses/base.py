@@ -1,0 +1,169 @@
+"""``ProxyLoss``: the two-stage base class of the proxy losses.
+
+Stage 1, :meth:`ProxyLoss.class_similarity`: head outputs ``(B, D)`` → class similarity
+``(B, C)``, through the loss's space (embedding map, similarity to the ``C·K`` proxies, and the
+softmax-weighted combination of each class's ``K`` proxies). Stage 2,
+:meth:`ProxyLoss.loss_from_similarity`: class similarity and labels → scalar. ``forward``
+validates the inputs, runs both stages and adds :meth:`ProxyLoss.regularizer`
+(:meth:`ProxyLoss.compute` does the same without the checks). Wrappers (Calibrate
+Proxy, HPL) plug into that seam: they may add to the stage-1 similarity, or run stage 2 again on
+another similarity matrix (any number of columns).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import nn
+
+from hyperdml.spaces import EuclideanSpace, Space
+
+__all__ = ["ProxyLoss", "check_inputs"]
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def check_inputs(
+    embeddings, labels, embedding_size: int, num_classes: int, check_values: bool = True, name: str = "embeddings"
+) -> torch.Tensor:
+    """Validate ``embeddings (B, embedding_size)`` and ``labels (B,)``; return the labels as int64.
+
+    Raises ``TypeError`` (not a tensor, non-floating embeddings, non-integer labels) or
+    ``ValueError`` (shapes, empty batch, and with ``check_values``: NaN/Inf embeddings,
+    labels outside ``[0, num_classes)``) with a message naming the problem.
+    """
+    if not isinstance(embeddings, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(embeddings).__name__}")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+    if embeddings.dim() != 2:
+        raise ValueError(f"{name} must have shape (batch, {embedding_size}), got {tuple(embeddings.shape)}")
+    if not embeddings.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got {embeddings.dtype}")
+    if embeddings.shape[0] == 0:
+        raise ValueError(f"empty batch: {name} has shape {tuple(embeddings.shape)}; a loss needs at least one sample")
+    if embeddings.shape[1] != embedding_size:
+        raise ValueError(
+            f"{name} has dimension {embeddings.shape[1]} but the loss was built with embedding_size={embedding_size}"
+        )
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"labels must be an integer tensor (class indices), got {labels.dtype}")
+    if labels.dim() != 1:
+        raise ValueError(f"labels must have shape (batch,), got {tuple(labels.shape)}")
+    if labels.shape[0] != embeddings.shape[0]:
+        raise ValueError(f"{name} has {embeddings.shape[0]} rows but labels has {labels.shape[0]}")
+    labels = labels.to(embeddings.device)  # as PML: labels may come straight from a CPU loader
+    if check_values:
+        if not bool(torch.isfinite(embeddings).all()):
+            raise ValueError(f"{name} contains NaN or Inf")
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"labels must lie in [0, {num_classes}), got min {lo}, max {hi}")
+    return labels.long()
+
+
+class ProxyLoss(nn.Module):
+    """Base of the proxy losses: owns the proxies and the space, and runs the two stages.
+
+    Args:
+        num_classes: ``C``, number of classes.
+        embedding_size: ``D``, dimension of the head output.
+        proxies_per_class: ``K``; proxies are ``(C·K, D)``, class-major (rows ``c·K … c·K+K−1``
+            belong to class c). ``K > 1`` combines a class's proxies by softmax-weighted
+            similarity ``Σ_k softmax_k(s_k / T)·s_k`` (temperature ``T`` = :attr:`proxy_temperature`).
+        space: :class:`~hyperdml.spaces.EuclideanSpace` (default) or
+            :class:`~hyperdml.spaces.PoincareSpace`.
+
+    Attributes:
+        proxies: the proxy parameter ``(C·K, D)`` (a ``geoopt.ManifoldParameter`` in the ball for
+            ``PoincareSpace``; for ``proxy_param="tangent"`` the tangent vectors, see
+            :meth:`proxy_points`).
+        check_values: when True (default) ``forward`` also makes the data-dependent checks
+            (NaN/Inf embeddings, label range), which synchronise with the device; set it to False
+            in a tuned training loop.
+    """
+
+    proxy_temperature: float = 1.0
+
+    def __init__(self, num_classes: int, embedding_size: int, proxies_per_class: int = 1, space: Space | None = None):
+        super().__init__()
+        sizes = {"num_classes": num_classes, "embedding_size": embedding_size, "proxies_per_class": proxies_per_class}
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        num_classes, embedding_size, proxies_per_class = int(num_classes), int(embedding_size), int(proxies_per_class)
+        space = EuclideanSpace() if space is None else space
+        if not isinstance(space, Space):
+            raise TypeError(
+                f"space must be a hyperdml.spaces.Space (EuclideanSpace, PoincareSpace), got {type(space).__name__}"
+            )
+        self.num_classes, self.embedding_size, self.proxies_per_class = num_classes, embedding_size, proxies_per_class
+        self.space = space
+        self.proxies = space.init_proxies(num_classes * proxies_per_class, embedding_size)
+        self.check_values = True
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, embedding_size={self.embedding_size}, "
+            f"proxies_per_class={self.proxies_per_class}, space={self.space!r}"
+        )
+
+    # -- stage 1 -------------------------------------------------------------------------------
+
+    def proxy_points(self) -> torch.Tensor:
+        """The proxies as points of the space, ``(C·K, D)`` (differentiable in :attr:`proxies`)."""
+        return self.space.proxy_points(self.proxies)
+
+    def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Head outputs ``(B, D)`` → embeddings in the space ``(B, D)`` (``space.to_space``)."""
+        return self.space.to_space(embeddings)
+
+    def combine_proxies(self, sim: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Per-proxy similarity ``(B, C·K)`` → class similarity ``(B, C)``.
+
+        ``Σ_k softmax_k(s_k / T)·s_k`` over each class's ``K`` proxies (identity for ``K = 1``).
+        """
+        k = self.proxies_per_class
+        if k == 1:
+            return sim
+        t = self.proxy_temperature if temperature is None else temperature
+        s = sim.view(sim.shape[0], -1, k)
+        weights = torch.softmax(s * (1.0 / t), dim=2)
+        return (weights * s).sum(dim=2)
+
+    def class_similarity(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Stage 1: head outputs ``(B, D)`` → class similarity ``(B, C)`` (float32 at least)."""
+        sim = self.space.similarity(self.embed(embeddings), self.proxy_points())
+        sim = self.combine_proxies(sim)
+        return sim.float() if sim.dtype in _HALF else sim
+
+    # -- stage 2 -------------------------------------------------------------------------------
+
+    def loss_from_similarity(self, sim: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Stage 2: class similarity ``(B, N)`` and int64 labels ``(B,)`` in ``[0, N)`` → scalar.
+
+        ``N`` is the number of columns of ``sim`` (``num_classes`` here; a wrapper may pass another
+        level's similarity).
+        """
+        raise NotImplementedError
+
+    def regularizer(self) -> torch.Tensor | None:
+        """A term on the proxies alone, added by ``forward``; ``None`` when there is none."""
+        return None
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Validate the inputs (see :func:`check_inputs`); returns the labels as int64."""
+        return check_inputs(embeddings, labels, self.embedding_size, self.num_classes, self.check_values)
+
+    def compute(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``forward`` without the input checks (``labels`` int64 on the embeddings' device)."""
+        loss = self.loss_from_similarity(self.class_similarity(embeddings), labels)
+        reg = self.regularizer()
+        return loss if reg is None else loss + reg
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``embeddings (B, D)`` head outputs, ``labels (B,)`` integer classes → scalar loss."""
+        return self.compute(embeddings, self.check_inputs(embeddings, labels))

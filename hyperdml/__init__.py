@@ -2,22 +2,39 @@
 
 Public API:
 
+- ``hyperdml.losses``: ``ProxyAnchor``, ``ProxyNCA``, ``SoftTriple`` (any space), ``CHEST``,
+  ``HypHCLoss``; one call convention, ``loss(embeddings, labels)`` → scalar.
+- ``hyperdml.spaces``: ``EuclideanSpace`` (cosine) and ``PoincareSpace(c, clip_r)``.
 - ``hyperdml.ops``: the compiled hot ops ``poincare_cdist`` and ``hyphc_triplet_loss``.
 - ``hyperdml.geometry``: the Poincaré ball (over geoopt): expmap0, clipping, projection, Lorentz map.
+- ``hyperdml.hierarchy`` (also ``hyperdml.viz``): tree decoding, Dasgupta cost, dendrogram purity.
+- ``hyperdml.optim.make_optimizer``: Riemannian Adam with per-part learning rates.
 """
 
 __version__ = "0.1.0"
 
-from hyperdml import geometry, ops  # noqa: E402
-from hyperdml._extension import HAS_EXTENSION, extension_info  # noqa: E402
-from hyperdml.ops import hyphc_triplet_loss, poincare_cdist  # noqa: E402
+import importlib
 
-__all__ = [
-    "__version__",
-    "geometry",
-    "ops",
-    "poincare_cdist",
-    "hyphc_triplet_loss",
-    "HAS_EXTENSION",
-    "extension_info",
-]
+# Submodules load on first use, so `hyperdml --help` does not pay for importing torch.
+_SUBMODULES = {"geometry", "ops", "losses", "spaces", "optim", "hierarchy", "viz", "demo"}
+_ATTRIBUTES = {
+    "poincare_cdist": "hyperdml.ops",
+    "hyphc_triplet_loss": "hyperdml.ops",
+    "HAS_EXTENSION": "hyperdml._extension",
+    "extension_info": "hyperdml._extension",
+}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"hyperdml.{name}")
+    if name in _ATTRIBUTES:
+        return getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'hyperdml' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _SUBMODULES | set(_ATTRIBUTES))
+
+
+__all__ = ["__version__", *sorted(_SUBMODULES - {"demo"}), *_ATTRIBUTES]

@@ -1,4 +1,4 @@
-"""Command line: ``hyperdml demo | bench`` (more subcommands arrive with the trainer)."""
+"""Command line of hyperdml: `hyperdml demo` (train, eval, viz and bench arrive with their issues)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,43 @@
+# Two commands for a new user: `make test` and `make demo`. Both set up .venv first when needed
+# (pinned requirements, then the C++ extension), and are fast when nothing changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CSRC   := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu')
+
+.PHONY: test demo build bench cuda-check clean
+
+test: $(VENV)/.built
+	$(BIN)/python -m pytest
+
+demo: $(VENV)/.built
+	$(BIN)/hyperdml demo
+
+build: $(VENV)/.built
+
+bench: $(VENV)/.built
+	$(BIN)/python benchmarks/bench_poincare_cdist.py
+	$(BIN)/python benchmarks/bench_hyphc_triplet.py
+
+# Compile the CUDA kernels without a GPU (CUDA toolkit from pinned pip wheels) into build/cuda-check.
+cuda-check: $(VENV)/.built
+	bash tools/cuda_compile_check.sh
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade -r requirements.txt
+	touch $@
+
+$(VENV)/.editable: setup.py setup.cfg $(VENV)/.deps
+	HYPERDML_WITH_CUDA=$${HYPERDML_WITH_CUDA:-0} $(BIN)/python -m pip install --no-build-isolation --no-deps -e .
+	touch $@
+
+# Incremental rebuild of the extension in place (ninja) whenever a C++/CUDA source changes.
+$(VENV)/.built: $(VENV)/.editable $(CSRC)
+	HYPERDML_WITH_CUDA=$${HYPERDML_WITH_CUDA:-0} $(BIN)/python setup.py -q build_ext --inplace
+	touch $@
+
+clean:
+	rm -rf build hyperdml/_C*.so *.egg-info $(VENV)/.built $(VENV)/.editable

@@ -34,6 +34,23 @@ def _want_cuda() -> bool:
     return flag == "1" or torch.cuda.is_available()
 
 
+def _cpu_capability_flags() -> list[str]:
+    """Compile ATen's vectorised types for AVX2 (+ Sleef maths from libtorch) when the building
+    CPU has it, as ``-march=native`` builds do; ``HYPERDML_CPU_CAPABILITY=DEFAULT`` for a portable
+    build (plain loops, any x86-64)."""
+    wanted = os.environ.get("HYPERDML_CPU_CAPABILITY", "").strip().upper()
+    if not wanted:
+        import torch
+
+        detected = torch.backends.cpu.get_cpu_capability()
+        wanted = "AVX2" if detected in ("AVX2", "AVX512") else "DEFAULT"
+    if wanted == "AVX2":
+        return ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    if wanted != "DEFAULT":
+        raise RuntimeError(f"HYPERDML_CPU_CAPABILITY must be AVX2 or DEFAULT, got {wanted}")
+    return []
+
+
 def _extensions():
     with_cuda = _want_cuda()
     if with_cuda and "TORCH_CUDA_ARCH_LIST" not in os.environ:
@@ -48,7 +65,7 @@ def _extensions():
     sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "*.cpp")))
     sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cpu", "*.cpp")))
     openmp = ["-fopenmp"]
-    cxx_flags = ["-O3", *openmp]
+    cxx_flags = ["-O3", *openmp, *_cpu_capability_flags()]
     define_macros = []
     if with_cuda:
         sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cuda", "*.cu")))

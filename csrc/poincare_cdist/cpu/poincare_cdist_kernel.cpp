@@ -1,7 +1,10 @@
 // CPU kernels of hyperdml::poincare_cdist: one GEMM for the inner products, everything else
-// fused in one pass over the (B, N) output, rows split across threads (at::parallel_for).
+// fused in one pass over the (B, N) output, rows split across threads (at::parallel_for), the
+// per-element maths in ATen's vectorised types (AVX2 + Sleef when the build enables it, see
+// setup.py; plain loops otherwise).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
 #include <vector>
@@ -45,15 +48,23 @@ at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, do
     const T near = static_cast<T>(cdist::kNearRatio);
     std::vector<T> beta(N);
     for (int64_t j = 0; j < N; ++j) beta[j] = T(1) - cc * yyp[j];
+    using Vec = at::vec::Vectorized<T>;
+    const int64_t W = Vec::size();
     at::parallel_for(0, B, grain_rows(N), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         T* row = op + i * N;
         const T xi = xxp[i];
-        const T two_c_over_alpha = T(2) * cc / (T(1) - cc * xi);
-        for (int64_t j = 0; j < N; ++j) {
-          T sq = xi + yyp[j] - T(2) * row[j];
-          if (sq < near * (xi + yyp[j])) sq = cdist::exact_sqdist(xp + i * D, yp + j * D, D);
-          row[j] = cdist::distance_from_u(two_c_over_alpha * sq / beta[j], inv_sqrt_c);
+        const Vec vxi(xi), vtwo(T(2)), vfactor(T(2) * cc / (T(1) - cc * xi)), vinv(inv_sqrt_c);
+        for (int64_t j0 = 0; j0 < N; j0 += W) {
+          const int64_t n = std::min(W, N - j0);
+          // ||x - y||^2 from the GEMM, then an exact recompute of the (rare) cancelled lanes.
+          Vec sq = vxi + Vec::loadu(yyp + j0, n) - vtwo * Vec::loadu(row + j0, n);
+          sq.store(row + j0, n);
+          for (int64_t j = j0; j < j0 + n; ++j)
+            if (row[j] < near * (xi + yyp[j])) row[j] = cdist::exact_sqdist(xp + i * D, yp + j * D, D);
+          // d = log1p(u + sqrt(u (u + 2))) / sqrt(c), u = 2c sq / (alpha beta)
+          const Vec u = vfactor * Vec::loadu(row + j0, n) / Vec::loadu(beta.data() + j0, n);
+          ((u + (u * (u + vtwo)).sqrt()).log1p() * vinv).store(row + j0, n);
         }
       }
     });
@@ -91,18 +102,34 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
       T* rp = row_coef.data_ptr<T>();
       T* cp = col_parts.data_ptr<T>();
       const T sqrt_c = static_cast<T>(std::sqrt(c));
+      using Vec = at::vec::Vectorized<T>;
+      const int64_t W = Vec::size();
+      const Vec zero(T(0)), one(T(1)), two(T(2)), half(T(0.5)), half_sqrt_c(sqrt_c / T(2));
       at::parallel_for(0, B, grain_rows(N), [&](int64_t begin, int64_t end) {
         T* col = cp + at::get_thread_num() * N;
         for (int64_t i = begin; i < end; ++i) {
-          T row_sum = 0;
-          for (int64_t j = 0; j < N; ++j) {
-            T a, u;
-            cdist::backward_weights(gp[i * N + j], dp[i * N + j], ap[i], bp[j], sqrt_c, &a, &u);
-            wp[i * N + j] = a;
-            row_sum += a * (T(1) + u * bp[j] / T(2));
-            col[j] += a * (T(1) + u * ap[i] / T(2));
+          const Vec k_i(T(4) * sqrt_c / ap[i]), half_alpha(ap[i] / T(2));
+          Vec row_sum(T(0));
+          for (int64_t j0 = 0; j0 < N; j0 += W) {
+            const int64_t n = std::min(W, N - j0);
+            // Same maths as cdist::backward_weights: s = sinh(sqrt(c) d / 2), u = 2 s^2,
+            // sinh(sqrt(c) d) = 2 s sqrt(1 + s^2), A = g 4 sqrt(c) / (alpha beta sinh), 0 at d = 0.
+            const Vec beta = Vec::loadu(bp + j0, n);
+            const Vec s = (half_sqrt_c * Vec::loadu(dp + i * N + j0, n)).sinh();
+            const Vec u = two * s * s;
+            const Vec sinh_t = two * s * (one + s * s).sqrt();
+            Vec a = Vec::loadu(gp + i * N + j0, n) * k_i / (beta * sinh_t);
+            a = Vec::blendv(zero, a, sinh_t > zero);
+            if (n < W) a = Vec::set(zero, a, n);  // lanes past the row end must add nothing
+            a.store(wp + i * N + j0, n);
+            row_sum = row_sum + a * (one + u * beta * half);
+            (Vec::loadu(col + j0, n) + a * (one + u * half_alpha)).store(col + j0, n);
           }
-          rp[i] = row_sum;
+          T lanes[Vec::size()];
+          row_sum.store(lanes);
+          T total = 0;
+          for (int64_t k = 0; k < W; ++k) total += lanes[k];
+          rp[i] = total;
         }
       });
     });

@@ -31,7 +31,7 @@ $(VENV)/.deps: requirements.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.editable: setup.py setup.cfg $(VENV)/.deps
-	HYPERDML_WITH_CUDA=$${HYPERDML_WITH_CUDA:-0} $(BIN)/python -m pip install --no-build-isolation --no-deps -e .
+	HYPERDML_SKIP_EXTENSION=1 $(BIN)/python -m pip install --no-build-isolation --no-deps -e .
 	touch $@
 
 # Incremental rebuild of the extension in place (ninja) whenever a C++/CUDA source changes.

@@ -98,4 +98,7 @@ def _cmdclass():
     return {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 
-setup(ext_modules=_extensions(), cmdclass=_cmdclass())
+# `make` installs the package with HYPERDML_SKIP_EXTENSION=1 and then builds the extension in
+# place with `setup.py build_ext --inplace` (incremental with ninja), so it is compiled once.
+_skip = os.environ.get("HYPERDML_SKIP_EXTENSION") == "1"
+setup(ext_modules=[] if _skip else _extensions(), cmdclass=_cmdclass())

@@ -8,6 +8,8 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -46,6 +48,15 @@ def peak_mib(fn, device: str) -> float:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn()
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+
+
+def run_isolated(script: str, args: list[str]) -> dict:
+    """Run ``script --one ... args`` in a fresh Python process and return the JSON it prints last.
+
+    A fresh process per case makes the CPU's RSS high-water mark measure that case alone.
+    """
+    out = subprocess.run([sys.executable, script, *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def device_name(device: str) -> str:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import warnings
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import peak_mib, time_ms, write_results  # noqa: E402
+from _common import peak_mib, run_isolated, time_ms, write_results  # noqa: E402
 
 warnings.simplefilter("ignore", RuntimeWarning)
 from hyperdml.ops import hyphc_triplet_loss, hyphc_triplet_loss_reference  # noqa: E402
@@ -61,10 +60,9 @@ def main(argv=None):
     for t in sizes:
         results = {}
         for impl in IMPLS:
-            cmd = [sys.executable, __file__, "--one", impl, "--device", args.device, "--points", str(args.points),
-                   "--dim", str(args.dim), "--triplets", str(t), "--repeat", str(args.repeat)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-            results[impl] = json.loads(out)
+            results[impl] = run_isolated(__file__, [
+                "--one", impl, "--device", args.device, "--points", str(args.points), "--dim", str(args.dim),
+                "--triplets", str(t), "--repeat", str(args.repeat)])
         op, ref = results["hyperdml op"], results["eager reference"]
         for impl, r in results.items():
             rows.append([f"{t:,}", impl, f"{r['ms']:.1f}", f"{r['mib']:.0f}"])

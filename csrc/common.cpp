@@ -75,6 +75,32 @@ void check_hyphc_inputs(const at::Tensor& points, const at::Tensor& triplets, co
                     device_str(triplets));
 }
 
+void check_cdist_inputs(const at::Tensor& x, const at::Tensor& y, double c, c10::DeviceType device) {
+  check_curvature(c);
+  check_points(x, "x");
+  check_points(y, "y");
+  check_same(x, "x", y, "y");
+  check_device(x, "x", device);
+  TORCH_CHECK_VALUE(x.size(1) == y.size(1), "x has D=", num(x.size(1)), " but y has D=", num(y.size(1)));
+}
+
+void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
+                                 const at::Tensor& dist, double c, c10::DeviceType device) {
+  check_cdist_inputs(x, y, c, device);
+  const int64_t B = x.size(0), N = y.size(0);
+  TORCH_CHECK_VALUE(grad.dim() == 2 && grad.size(0) == B && grad.size(1) == N && dist.sizes() == grad.sizes(),
+                    "grad and dist must have shape (", num(B), ", ", num(N), "), got ", shape_of(grad), " and ",
+                    shape_of(dist));
+  check_same(x, "x", grad, "grad");
+  check_same(x, "x", dist, "dist");
+}
+
+void check_hyphc_grad(const at::Tensor& grad, const at::Tensor& points, const at::Tensor& triplets) {
+  TORCH_CHECK_VALUE(grad.dim() == 1 && grad.size(0) == triplets.size(0), "grad must have shape (",
+                    num(triplets.size(0)), ",), got ", shape_of(grad));
+  check_same(points, "points", grad, "grad");
+}
+
 void check_hyphc_values(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
                                double c) {
   check_in_ball(points, (points * points).sum(1), c, "points");

@@ -28,10 +28,17 @@ void check_device(const at::Tensor& t, const char* name, c10::DeviceType type);
 void check_in_ball(const at::Tensor& t, const at::Tensor& sqnorm, double c, const char* name);
 void check_finite(const at::Tensor& t, const char* name);
 
+// poincare_cdist: x (B, D) and y (N, D) on `device`, one floating dtype, c > 0; for the backward
+// also grad and dist of shape (B, N).
+void check_cdist_inputs(const at::Tensor& x, const at::Tensor& y, double c, c10::DeviceType device);
+void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
+                                 const at::Tensor& dist, double c, c10::DeviceType device);
+
 // hyphc_triplet_loss: shapes, dtypes and devices; then indices in range, points in the ball and
 // finite sims (host syncs).
 void check_hyphc_inputs(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims, double c,
                         double tau, c10::DeviceType device);
+void check_hyphc_grad(const at::Tensor& grad, const at::Tensor& points, const at::Tensor& triplets);
 void check_hyphc_values(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims, double c);
 
 }  // namespace hyperdml

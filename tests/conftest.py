@@ -21,6 +21,16 @@ def device(request):
     return request.param
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on tiny tensors a second thread only contends for the 2 CPU cores
+    (measured 4-5x slower); tests that train small models use it."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def ball_points(n, d, c=1.0, max_frac=0.95, dtype=torch.float64, seed=0, device="cpu"):
     """``(n, d)`` points with norms spread uniformly in ``[0, max_frac/√c)`` (random directions)."""
     g = torch.Generator().manual_seed(seed)

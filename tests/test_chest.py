@@ -14,12 +14,7 @@ from hyperdml.spaces import EuclideanSpace, PoincareSpace
 C, DE, DH = 5, 6, 4  # the two heads' dimensions differ
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(b=10, seed=0, dtype=torch.float32):

@@ -19,13 +19,7 @@ from hyperdml.ops import hyp_lca_depth_reference, hyphc_triplet_loss, hyphc_trip
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only contend for the CPU (measured 4-5x slower with 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ball(c):

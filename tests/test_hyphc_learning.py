@@ -15,13 +15,7 @@ with warnings.catch_warnings():
     import geoopt
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only contend for the CPU (measured 4-5x slower with 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def planted_hierarchy(groups=4, subgroups=2, per_subgroup=4):

@@ -12,13 +12,7 @@ from hyperdml.ops import hyphc_triplet_loss
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only contend for the CPU (measured 4-5x slower with 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def points_and_sims(p, d=3, seed=0):

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import CUDA, ball_points, requires_cuda
+from conftest import ball_points, requires_cuda
 from hyperdml.ops import poincare_cdist
 from hyperdml.ops.reference import poincare_cdist_reference
 
@@ -225,4 +225,3 @@ def test_empty_inputs(device):
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
-_ = CUDA

@@ -70,6 +70,9 @@ template <typename T>
 HYPERDML_HD void triplet_dots(const T* zi, const T* zj, const T* zk, int64_t dim, double c, double aa[3],
                               double ae[3], double ee[3]) {
   double ii = 0, ij_e = 0, ik_e = 0, jj = 0, jk_e = 0, eij = 0, eik = 0, ejk = 0;
+#if defined(_OPENMP) && !defined(__CUDACC__)
+#pragma omp simd reduction(+ : ii, ij_e, ik_e, jj, jk_e, eij, eik, ejk)
+#endif
   for (int64_t d = 0; d < dim; ++d) {
     const double a = zi[d], b = zj[d], k = zk[d];
     const double e1 = b - a, e2 = k - a, e3 = k - b;

@@ -42,9 +42,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
                                                                    const at::Tensor& triplets_in,
                                                                    const at::Tensor& sims_in, double c, double tau) {
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
-  TORCH_CHECK_VALUE(grad_in.dim() == 1 && grad_in.size(0) == triplets_in.size(0), "grad must have shape (",
-                    num(triplets_in.size(0)), ",), got ", shape_of(grad_in));
-  check_same(points_in, "points", grad_in, "grad");
+  check_hyphc_grad(grad_in, points_in, triplets_in);
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
   const at::Tensor grad = grad_in.contiguous();
   check_hyphc_values(points, triplets, sims, c);
@@ -77,6 +75,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
         const scalar_t* z[3] = {pts + idx[0] * D, pts + idx[1] * D, pts + idx[2] * D};
         for (int p = 0; p < 3; ++p) {
           double* out = acc + idx[p] * D;
+          _Pragma("omp simd")  // a pragma cannot stand inside the AT_DISPATCH macro
           for (int64_t d = 0; d < D; ++d)
             out[d] += M[p][0] * static_cast<double>(z[0][d]) + M[p][1] * static_cast<double>(z[1][d]) +
                       M[p][2] * static_cast<double>(z[2][d]);

@@ -79,9 +79,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cuda(const at::Te
                                                                     const at::Tensor& sims_in, double c,
                                                                     double tau) {
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCUDA);
-  TORCH_CHECK_VALUE(grad_in.dim() == 1 && grad_in.size(0) == triplets_in.size(0), "grad must have shape (",
-                    num(triplets_in.size(0)), ",), got ", shape_of(grad_in));
-  check_same(points_in, "points", grad_in, "grad");
+  check_hyphc_grad(grad_in, points_in, triplets_in);
   const c10::cuda::CUDAGuard guard(points_in.device());
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
   const at::Tensor grad = grad_in.contiguous();

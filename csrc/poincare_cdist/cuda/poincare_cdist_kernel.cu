@@ -46,17 +46,8 @@ __global__ void weights_kernel(T* __restrict__ weights, T* __restrict__ weights_
   }
 }
 
-void check_inputs(const at::Tensor& x, const at::Tensor& y, double c) {
-  check_curvature(c);
-  check_points(x, "x");
-  check_points(y, "y");
-  check_same(x, "x", y, "y");
-  check_device(x, "x", at::kCUDA);
-  TORCH_CHECK_VALUE(x.size(1) == y.size(1), "x has D=", num(x.size(1)), " but y has D=", num(y.size(1)));
-}
-
 at::Tensor poincare_cdist_cuda(const at::Tensor& x_in, const at::Tensor& y_in, double c) {
-  check_inputs(x_in, y_in, c);
+  check_cdist_inputs(x_in, y_in, c, at::kCUDA);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), y = y_in.contiguous();
   const at::Tensor xx = (x * x).sum(1), yy = (y * y).sum(1);
@@ -78,14 +69,8 @@ at::Tensor poincare_cdist_cuda(const at::Tensor& x_in, const at::Tensor& y_in, d
 std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cuda(const at::Tensor& grad_in, const at::Tensor& x_in,
                                                                 const at::Tensor& y_in, const at::Tensor& dist_in,
                                                                 double c) {
-  check_inputs(x_in, y_in, c);
+  check_cdist_backward_inputs(grad_in, x_in, y_in, dist_in, c, at::kCUDA);
   const int64_t B = x_in.size(0), N = y_in.size(0);
-  TORCH_CHECK_VALUE(grad_in.sizes() == dist_in.sizes() && grad_in.dim() == 2 && grad_in.size(0) == B &&
-                        grad_in.size(1) == N,
-                    "grad and dist must have shape (", num(B), ", ", num(N), "), got ", shape_of(grad_in),
-                    " and ", shape_of(dist_in));
-  check_same(x_in, "x", grad_in, "grad");
-  check_same(x_in, "x", dist_in, "dist");
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), y = y_in.contiguous();
   const at::Tensor grad = grad_in.contiguous(), dist = dist_in.contiguous();

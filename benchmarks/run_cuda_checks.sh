@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a machine with a CUDA GPU and a CUDA-enabled torch: build the extension with its CUDA
-# kernels, run the op tests on the GPU, compute-sanitizer over both ops, and the CUDA
+# kernels, run the test suite there (CUDA_TESTS narrows it), compute-sanitizer over both ops, and the CUDA
 # benchmarks (their tables are appended to benchmarks/results/*_cuda.md).
 #   bash benchmarks/run_cuda_checks.sh [output-folder]
 set -euo pipefail
@@ -13,7 +13,7 @@ export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 "$py" -c "import hyperdml; print(hyperdml.extension_info())"
 ldd hyperdml/_C*.so | grep -E "stdc|cudart" || true
 echo "libstdc++ code linked into _C: $(nm -C hyperdml/_C*.so | grep -c ' [TW] std::' || true) symbols"
-"$py" -m pytest -q -p no:cacheprovider tests/test_poincare_cdist.py tests/test_hyphc_triplet_op.py 2>&1 \
+"$py" -m pytest -q -p no:cacheprovider ${CUDA_TESTS:-tests} 2>&1 \
   | tee "$out/cuda_tests.log" | tail -15 || echo "the CUDA tests failed"
 if command -v compute-sanitizer > /dev/null; then
   cat > /tmp/hyperdml_sanitize.py <<'PY'

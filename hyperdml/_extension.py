@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
 import warnings
 
 import torch
 
-import importlib
-import importlib.util
-
 EXTENSION_ERROR: str | None = None
-if importlib.util.find_spec("hyperdml._C") is None:
+if os.environ.get("HYPERDML_DISABLE_EXTENSION") == "1":  # debugging, and the fallback's tests
+    EXTENSION_ERROR = "disabled by HYPERDML_DISABLE_EXTENSION=1"
+elif importlib.util.find_spec("hyperdml._C") is None:
     EXTENSION_ERROR = "not built"
 else:
     try:

@@ -65,29 +65,15 @@ def _extensions():
     sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "*.cpp")))
     sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cpu", "*.cpp")))
     openmp = ["-fopenmp"]
-    cxx_flags = ["-O3", *openmp, *_cpu_capability_flags()]
-    define_macros = []
-    if with_cuda:
-        sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cuda", "*.cu")))
-        define_macros.append(("WITH_CUDA", None))
-        return [
-            CUDAExtension(
-                "hyperdml._C",
-                sources,
-                include_dirs=[os.path.join(ROOT, "csrc")],
-                define_macros=define_macros,
-                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
-                extra_link_args=openmp,
-            )
-        ]
+    compile_args = {"cxx": ["-O3", *openmp, *_cpu_capability_flags()]}
+    options = dict(include_dirs=[os.path.join(ROOT, "csrc")], extra_link_args=openmp)
+    if not with_cuda:
+        return [CppExtension("hyperdml._C", sources, extra_compile_args=compile_args, **options)]
+    sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cuda", "*.cu")))
+    compile_args["nvcc"] = ["-O3"]
     return [
-        CppExtension(
-            "hyperdml._C",
-            sources,
-            include_dirs=[os.path.join(ROOT, "csrc")],
-            define_macros=define_macros,
-            extra_compile_args={"cxx": cxx_flags},
-            extra_link_args=openmp,
+        CUDAExtension(
+            "hyperdml._C", sources, define_macros=[("WITH_CUDA", None)], extra_compile_args=compile_args, **options
         )
     ]
 

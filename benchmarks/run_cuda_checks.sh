@@ -24,10 +24,11 @@ for dtype in (torch.float32, torch.float64):
     y = (torch.randn(45, 33, generator=g) * 0.1).to("cuda", dtype).requires_grad_()
     hyperdml.poincare_cdist(x, y, 0.5).sum().backward()
     hyperdml.poincare_cdist(x, x, 0.5).sum().backward()
-    p = (torch.randn(50, 17, generator=g) * 0.1).to("cuda", dtype).requires_grad_()
-    t = torch.randint(0, 50, (1001, 3), generator=g).cuda()
-    s = torch.rand(1001, 3, generator=g).to("cuda", dtype)
-    hyperdml.hyphc_triplet_loss(p, t, s, 1.0, 0.05).sum().backward()
+    for dim in (3, 17, 64):  # every lane-group size of the CUDA kernel
+        p = (torch.randn(50, dim, generator=g) * 0.05).to("cuda", dtype).requires_grad_()
+        t = torch.randint(0, 50, (1001, 3), generator=g).cuda()
+        s = torch.rand(1001, 3, generator=g).to("cuda", dtype)
+        hyperdml.hyphc_triplet_loss(p, t, s, 1.0, 0.05).sum().backward()
 torch.cuda.synchronize()
 print("sanitizer workload done")
 PY

@@ -168,3 +168,21 @@ def test_cuda_large_matches_cpu_and_memory():
     out = hyphc_triplet_loss(cpu_points, triplets.cpu(), sims.cpu())
     out.sum().backward()
     torch.testing.assert_close(points.grad.cpu(), cpu_points.grad, rtol=1e-3, atol=1e-3)
+
+
+@requires_cuda
+@pytest.mark.parametrize("dim", [2, 3, 8, 9, 17, 32, 33, 100])
+def test_cuda_every_lane_group_size_matches_cpu(dim):
+    """The CUDA kernels give each triplet 4-32 lanes depending on D: all sizes, tail lanes included.
+    (D = 1 is left out: every pair is collinear with the origin, δ = 0 up to the square root of
+    rounding noise, which differs between devices.)"""
+    points, triplets, sims = problem(p=40, d=dim, t=1003, device="cpu")
+    grad = torch.rand(triplets.shape[0], dtype=torch.float64)
+    ref = torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, 0.7, 0.1)
+    ref_gp, ref_gs = torch.ops.hyperdml.hyphc_triplet_loss_backward(grad, points, triplets, sims, 0.7, 0.1)
+    cuda = [t.cuda() for t in (points, triplets, sims, grad)]
+    out = torch.ops.hyperdml.hyphc_triplet_loss(*cuda[:3], 0.7, 0.1)
+    gp, gs = torch.ops.hyperdml.hyphc_triplet_loss_backward(cuda[3], *cuda[:3], 0.7, 0.1)
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gp.cpu(), ref_gp, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(gs.cpu(), ref_gs, rtol=1e-10, atol=1e-12)

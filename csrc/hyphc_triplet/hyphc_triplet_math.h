@@ -65,15 +65,19 @@ HYPERDML_HD double lca_depth(double aa, double ae, double ee, double inv_sqrt_c,
   return atanh(t) * inv_sqrt_c;
 }
 
-// Dots of the three pairs (ij, ik, jk) of a triplet in one pass over D, scaled by c.
+// The eight dot products a triplet needs, over the coordinates begin, begin + step, ... < dim
+// (a whole row on the CPU; one lane's share on CUDA, summed across the lanes afterwards):
+// |zi|^2, |zj|^2, zi.(zj-zi), zi.(zk-zi), zj.(zk-zj), |zj-zi|^2, |zk-zi|^2, |zk-zj|^2.
+constexpr int kDotSums = 8;
+
 template <typename T>
-HYPERDML_HD void triplet_dots(const T* zi, const T* zj, const T* zk, int64_t dim, double c, double aa[3],
-                              double ae[3], double ee[3]) {
-  double ii = 0, ij_e = 0, ik_e = 0, jj = 0, jk_e = 0, eij = 0, eik = 0, ejk = 0;
+HYPERDML_HD void triplet_dot_sums(const T* zi, const T* zj, const T* zk, int64_t begin, int64_t dim, int64_t step,
+                                  double sums[kDotSums]) {
+  double ii = 0, jj = 0, ij_e = 0, ik_e = 0, jk_e = 0, eij = 0, eik = 0, ejk = 0;
 #if defined(_OPENMP) && !defined(__CUDACC__)
 #pragma omp simd reduction(+ : ii, ij_e, ik_e, jj, jk_e, eij, eik, ejk)
 #endif
-  for (int64_t d = 0; d < dim; ++d) {
+  for (int64_t d = begin; d < dim; d += step) {
     const double a = zi[d], b = zj[d], k = zk[d];
     const double e1 = b - a, e2 = k - a, e3 = k - b;
     ii += a * a;
@@ -85,9 +89,8 @@ HYPERDML_HD void triplet_dots(const T* zi, const T* zj, const T* zk, int64_t dim
     eik += e2 * e2;
     ejk += e3 * e3;
   }
-  aa[0] = c * ii, ae[0] = c * ij_e, ee[0] = c * eij;
-  aa[1] = c * ii, ae[1] = c * ik_e, ee[1] = c * eik;
-  aa[2] = c * jj, ae[2] = c * jk_e, ee[2] = c * ejk;
+  sums[0] = ii, sums[1] = jj, sums[2] = ij_e, sums[3] = ik_e, sums[4] = jk_e, sums[5] = eij, sums[6] = eik,
+  sums[7] = ejk;
 }
 
 // Loss of one triplet from its depths: sum s - s . softmax(delta / tau). With want_grad, also
@@ -113,21 +116,33 @@ HYPERDML_HD double triplet_loss(const double delta[3], const double s[3], double
   return ssum - sp;
 }
 
-// Loss of triplet t (indices tri[3t..3t+2]), with dloss/ddelta, dloss/ds and the depths' partials.
+// Loss of triplet t from its dot sums and its sims row, with dloss/ddelta, dloss/ds and the
+// depths' partials. Pairs (ij, ik, jk) have (a, e) = (zi, zj-zi), (zi, zk-zi), (zj, zk-zj).
+template <typename T>
+HYPERDML_HD double triplet_forward_from_sums(const double sums[kDotSums], const T* sims_row, double c,
+                                             double inv_sqrt_c, double inv_tau, PairGrad pg[3], double dl_ddelta[3],
+                                             double dl_ds[3]) {
+  const double aa[3] = {sums[0], sums[0], sums[1]};
+  const double ae[3] = {sums[2], sums[3], sums[4]};
+  const double ee[3] = {sums[5], sums[6], sums[7]};
+  double delta[3], s[3];
+  for (int m = 0; m < 3; ++m) {
+    delta[m] = lca_depth(c * aa[m], c * ae[m], c * ee[m], inv_sqrt_c, &pg[m]);
+    s[m] = static_cast<double>(sims_row[m]);
+  }
+  return triplet_loss(delta, s, inv_tau, dl_ddelta, dl_ds);
+}
+
+// The same for triplet t from the points, one pass over the rows (the CPU kernels' path).
 template <typename T>
 HYPERDML_HD double triplet_forward(const T* pts, const int64_t* tri, const T* sims, int64_t t, int64_t dim, double c,
                                    double inv_sqrt_c, double inv_tau, PairGrad pg[3], double dl_ddelta[3],
                                    double dl_ds[3]) {
   const int64_t* idx = tri + 3 * t;
-  double aa[3], ae[3], ee[3], delta[3], s[3];
-  triplet_dots(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, dim, c, aa, ae, ee);
-  for (int m = 0; m < 3; ++m) {
-    delta[m] = lca_depth(aa[m], ae[m], ee[m], inv_sqrt_c, &pg[m]);
-    s[m] = static_cast<double>(sims[3 * t + m]);
-  }
-  return triplet_loss(delta, s, inv_tau, dl_ddelta, dl_ds);
+  double sums[kDotSums];
+  triplet_dot_sums(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, 0, dim, 1, sums);
+  return triplet_forward_from_sums(sums, sims + 3 * t, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
 }
-
 
 // Coefficients M (3x3) with grad z_p = sum_q M[p][q] z_q for one triplet, given dloss/ddelta
 // (already times the incoming gradient). Pair m joins points (first[m], second[m]); for a pair

@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "common.h"
+#include "cuda_launch.h"
 #include "poincare_cdist/poincare_cdist_math.h"
 
 namespace hyperdml {
@@ -13,9 +14,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-int blocks_for(int64_t n) {
-  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535LL * 8));
-}
 
 template <typename T>
 __global__ void distance_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ y,
@@ -58,7 +56,7 @@ at::Tensor poincare_cdist_cuda(const at::Tensor& x_in, const at::Tensor& y_in, d
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "poincare_cdist_cuda", [&] {
     using T = scalar_t;
-    distance_kernel<T><<<blocks_for(B * N), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+    distance_kernel<T><<<blocks_for(B * N, kThreads), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         out.data_ptr<T>(), x.data_ptr<T>(), y.data_ptr<T>(), xx.data_ptr<T>(), yy.data_ptr<T>(), B, N, D,
         static_cast<T>(c), static_cast<T>(1.0 / std::sqrt(c)), static_cast<T>(cdist::kNearRatio));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -80,7 +78,7 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cuda(const at::Tensor
   if (B > 0 && N > 0) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "poincare_cdist_backward_cuda", [&] {
       using T = scalar_t;
-      weights_kernel<T><<<blocks_for(B * N), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+      weights_kernel<T><<<blocks_for(B * N, kThreads), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
           weights.data_ptr<T>(), weights_u.data_ptr<T>(), grad.data_ptr<T>(), dist.data_ptr<T>(),
           alpha.data_ptr<T>(), beta.data_ptr<T>(), B, N, static_cast<T>(std::sqrt(c)));
       C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -172,8 +172,9 @@ def test_cuda_large_matches_cpu_and_memory():
 
 @requires_cuda
 @pytest.mark.parametrize("dim", [2, 3, 8, 9, 17, 32, 33, 100])
-def test_cuda_every_lane_group_size_matches_cpu(dim):
-    """The CUDA kernels give each triplet 4-32 lanes depending on D: all sizes, tail lanes included.
+def test_cuda_every_row_width_matches_cpu(dim):
+    """The CUDA kernels spread each row over a warp's 32 lanes: D below, at and above 32, with
+    a ragged last batch of triplets (1003 = 31 × 32 + 11).
     (D = 1 is left out: every pair is collinear with the origin, δ = 0 up to the square root of
     rounding noise, which differs between devices.)"""
     points, triplets, sims = problem(p=40, d=dim, t=1003, device="cpu")

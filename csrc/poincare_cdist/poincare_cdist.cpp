@@ -1,6 +1,18 @@
 // Schemas of hyperdml::poincare_cdist and its backward. Kernels: cpu/ and cuda/.
 // Autograd, fake kernel and autocast rules are registered from Python (hyperdml/ops).
+#include "poincare_cdist/poincare_cdist.h"
+
 #include <torch/library.h>
+
+namespace hyperdml {
+
+std::tuple<at::Tensor, at::Tensor> cdist_gradients(const at::Tensor& row, const at::Tensor& col,
+                                                   const at::Tensor& weights, const at::Tensor& x,
+                                                   const at::Tensor& y) {
+  return {row.unsqueeze(1) * x - at::mm(weights, y), col.unsqueeze(1) * y - at::mm(weights.t(), x)};
+}
+
+}  // namespace hyperdml
 
 TORCH_LIBRARY_FRAGMENT(hyperdml, m) {
   m.def("poincare_cdist(Tensor x, Tensor y, float c) -> Tensor");

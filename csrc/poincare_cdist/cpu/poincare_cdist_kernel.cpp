@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common.h"
+#include "poincare_cdist/poincare_cdist.h"
 #include "poincare_cdist/poincare_cdist_math.h"
 
 namespace hyperdml {
@@ -122,10 +123,7 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
       });
     });
   }
-  // grad_x_i = (sum_j A_ij (1 + u_ij beta_j / 2)) x_i - sum_j A_ij y_j, and symmetrically for y.
-  at::Tensor grad_x = row_coef.unsqueeze(1) * x - at::mm(weights, y);
-  at::Tensor grad_y = col_parts.sum(0).unsqueeze(1) * y - at::mm(weights.t(), x);
-  return {grad_x, grad_y};
+  return cdist_gradients(row_coef, col_parts.sum(0), weights, x, y);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "cuda_launch.h"
+#include "poincare_cdist/poincare_cdist.h"
 #include "poincare_cdist/poincare_cdist_math.h"
 
 namespace hyperdml {
@@ -87,9 +88,7 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cuda(const at::Tensor
   // row_i = sum_j A_ij (1 + u_ij beta_j / 2), col_j = sum_i A_ij (1 + u_ij alpha_i / 2).
   const at::Tensor row = weights.sum(1) + 0.5 * at::mv(weights_u, beta);
   const at::Tensor col = weights.sum(0) + 0.5 * at::mv(weights_u.t(), alpha);
-  at::Tensor grad_x = row.unsqueeze(1) * x - at::mm(weights, y);
-  at::Tensor grad_y = col.unsqueeze(1) * y - at::mm(weights.t(), x);
-  return {grad_x, grad_y};
+  return cdist_gradients(row, col, weights, x, y);
 }
 
 }  // namespace

@@ -16,7 +16,10 @@ __version__ = "0.1.0"
 import importlib
 
 # Submodules load on first use, so `hyperdml --help` does not pay for importing torch.
-_SUBMODULES = {"geometry", "ops", "losses", "spaces", "optim", "hierarchy", "viz", "demo"}
+_SUBMODULES = {
+    "geometry", "ops", "losses", "spaces", "optim", "hierarchy", "viz", "data", "metrics", "models",
+    "train", "distributed", "errors", "bench",
+}
 _ATTRIBUTES = {
     "poincare_cdist": "hyperdml.ops",
     "hyphc_triplet_loss": "hyperdml.ops",
@@ -37,4 +40,4 @@ def __dir__():
     return sorted(set(globals()) | _SUBMODULES | set(_ATTRIBUTES))
 
 
-__all__ = ["__version__", *sorted(_SUBMODULES - {"demo"}), *_ATTRIBUTES]
+__all__ = ["__version__", *sorted(_SUBMODULES), *_ATTRIBUTES]

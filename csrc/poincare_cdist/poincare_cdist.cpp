@@ -9,7 +9,9 @@ namespace hyperdml {
 std::tuple<at::Tensor, at::Tensor> cdist_gradients(const at::Tensor& row, const at::Tensor& col,
                                                    const at::Tensor& weights, const at::Tensor& x,
                                                    const at::Tensor& y) {
-  return {row.unsqueeze(1) * x - at::mm(weights, y), col.unsqueeze(1) * y - at::mm(weights.t(), x)};
+  // grad_x = diag(row) x - W y and grad_y = diag(col) y - W^T x, each one GEMM that accumulates
+  // into the diagonal term (addmm with beta = 1, alpha = -1), so no separate subtraction pass.
+  return {at::addmm(row.unsqueeze(1) * x, weights, y, 1, -1), at::addmm(col.unsqueeze(1) * y, weights.t(), x, 1, -1)};
 }
 
 }  // namespace hyperdml

@@ -38,24 +38,29 @@ at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, do
     T* op = out.data_ptr<T>();
     const T cc = static_cast<T>(c), inv_sqrt_c = static_cast<T>(1.0 / std::sqrt(c));
     const T near = static_cast<T>(cdist::kNearRatio);
-    std::vector<T> beta(N);
-    for (int64_t j = 0; j < N; ++j) beta[j] = T(1) - cc * yyp[j];
+    std::vector<T> inv_beta(N);
+    for (int64_t j = 0; j < N; ++j) inv_beta[j] = T(1) / (T(1) - cc * yyp[j]);
     using Vec = at::vec::Vectorized<T>;
     const int64_t W = Vec::size();
+    const int all_lanes = (1 << W) - 1;  // zero_mask() when no lane of a comparison holds
     at::parallel_for(0, B, grain_rows(N), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         T* row = op + i * N;
         const T xi = xxp[i];
-        const Vec vxi(xi), vtwo(T(2)), vfactor(T(2) * cc / (T(1) - cc * xi)), vinv(inv_sqrt_c);
+        const Vec vxi(xi), vtwo(T(2)), vfactor(T(2) * cc / (T(1) - cc * xi)), vinv(inv_sqrt_c), vnear(near);
         for (int64_t j0 = 0; j0 < N; j0 += W) {
           const int64_t n = std::min(W, N - j0);
           // ||x - y||^2 from the GEMM, then an exact recompute of the (rare) cancelled lanes.
-          Vec sq = vxi + Vec::loadu(yyp + j0, n) - vtwo * Vec::loadu(row + j0, n);
-          sq.store(row + j0, n);
-          for (int64_t j = j0; j < j0 + n; ++j)
-            if (row[j] < near * (xi + yyp[j])) row[j] = cdist::exact_sqdist(xp + i * D, yp + j * D, D);
+          const Vec yy = Vec::loadu(yyp + j0, n);
+          Vec sq = vxi + yy - vtwo * Vec::loadu(row + j0, n);
+          if ((sq < vnear * (vxi + yy)).zero_mask() != all_lanes) {  // any lane cancelled?
+            sq.store(row + j0, n);
+            for (int64_t j = j0; j < j0 + n; ++j)
+              if (row[j] < near * (xi + yyp[j])) row[j] = cdist::exact_sqdist(xp + i * D, yp + j * D, D);
+            sq = Vec::loadu(row + j0, n);
+          }
           // d = log1p(u + sqrt(u (u + 2))) / sqrt(c), u = 2c sq / (alpha beta)
-          const Vec u = vfactor * Vec::loadu(row + j0, n) / Vec::loadu(beta.data() + j0, n);
+          const Vec u = vfactor * sq * Vec::loadu(inv_beta.data() + j0, n);
           ((u + (u * (u + vtwo)).sqrt()).log1p() * vinv).store(row + j0, n);
         }
       }
@@ -73,6 +78,7 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
   const at::Tensor grad = grad_in.contiguous(), dist = dist_in.contiguous();
   const at::Tensor alpha = 1 - c * (x * x).sum(1);
   const at::Tensor beta = 1 - c * (y * y).sum(1);
+  const at::Tensor inv_beta = beta.reciprocal();
   at::Tensor weights = at::empty({B, N}, x.options());  // A_ij
   at::Tensor row_coef = at::empty({B}, x.options());
   const int threads = at::get_num_threads();
@@ -84,6 +90,7 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
       const T* dp = dist.data_ptr<T>();
       const T* ap = alpha.data_ptr<T>();
       const T* bp = beta.data_ptr<T>();
+      const T* ibp = inv_beta.data_ptr<T>();
       T* wp = weights.data_ptr<T>();
       T* rp = row_coef.data_ptr<T>();
       T* cp = col_parts.data_ptr<T>();
@@ -98,16 +105,18 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
           Vec row_sum(T(0));
           for (int64_t j0 = 0; j0 < N; j0 += W) {
             const int64_t n = std::min(W, N - j0);
-            // Same maths as cdist::backward_weights, with z = sqrt(c) d / 2 and m = expm1(z)
-            // (Sleef's sinh is ~10x slower than its expm1): s = sinh(z) = m (m + 2) / (2 (m + 1)),
-            // u = 2 s^2, sinh(2z) = 2 s cosh(z), A = g 4 sqrt(c) / (alpha beta sinh(2z)), 0 at d = 0.
+            // Same maths as cdist::backward_weights, with z = sqrt(c) d / 2, m = expm1(z) and
+            // r = 1 / (m + 1) (Sleef's sinh is ~10x slower than its expm1; two divisions per
+            // lane): s = sinh(z) = m (m + 2) r / 2, u = 2 s^2, sinh(2z) = s (e^z + e^-z),
+            // A = g 4 sqrt(c) / (alpha beta sinh(2z)), 0 at d = 0.
             const Vec beta = Vec::loadu(bp + j0, n);
             const Vec m = (half_sqrt_c * Vec::loadu(dp + i * N + j0, n)).expm1();
             const Vec e = m + one;
-            const Vec s = m * (m + two) / (two * e);
+            const Vec r = one / e;
+            const Vec s = m * (m + two) * r * half;
             const Vec u = two * s * s;
-            const Vec sinh_t = s * (e + one / e);
-            Vec a = Vec::loadu(gp + i * N + j0, n) * k_i / (beta * sinh_t);
+            const Vec sinh_t = s * (e + r);
+            Vec a = Vec::loadu(gp + i * N + j0, n) * k_i * Vec::loadu(ibp + j0, n) / sinh_t;
             a = Vec::blendv(zero, a, sinh_t > zero);
             if (n < W) a = Vec::set(zero, a, n);  // lanes past the row end must add nothing
             a.store(wp + i * N + j0, n);

@@ -6,10 +6,16 @@
 - :class:`CHEST`: Euclidean + hyperbolic SoftTriple + HypHC on the hyperbolic proxies.
 - :class:`HypHCLoss`: HypHC's triplet loss (the regulariser CHEST uses).
 - :class:`ProxyLoss`: the two-stage base class (class similarity, then loss) wrappers plug into.
+- :class:`CalibrateProxy` (CP): wraps any ProxyLoss; per-class FIFO queues of past embeddings
+  (global centers), composite similarity and proxy calibration from ``start_epoch`` on.
+- :class:`HierarchicalProxy` (HPL): wraps any ProxyLoss; k-means groups of the class proxies with
+  learnable group proxies, the base loss applied again at every level on pseudo-labels.
 """
 
 from hyperdml.losses.base import ProxyLoss
+from hyperdml.losses.calibrate_proxy import CalibrateProxy
 from hyperdml.losses.chest import CHEST
+from hyperdml.losses.hierarchical_proxy import HierarchicalProxy
 from hyperdml.losses.hyphc import HypHCLoss, similarity_from_features
 from hyperdml.losses.proxy_anchor import ProxyAnchor
 from hyperdml.losses.proxy_nca import ProxyNCA
@@ -22,6 +28,8 @@ __all__ = [
     "ProxyNCA",
     "SoftTriple",
     "CHEST",
+    "CalibrateProxy",
+    "HierarchicalProxy",
     "HypHCLoss",
     "similarity_from_features",
     "EuclideanSpace",

@@ -1,0 +1,379 @@
+"""Calibrate Proxy (CP): a global center per class and a calibration term around any proxy loss.
+
+After "Robust Calibrate Proxy Loss for Deep Metric Learning" (CP+PA, CP+NCA, CP+SoftTriple).
+The wrapper keeps one FIFO queue of past (detached) embeddings per class, adds the mean
+similarity to a class's queue to the base loss's class similarity (the *composite* similarity),
+and pulls every proxy toward its class's queued embeddings (the *calibration* term). The
+choices the paper leaves open are listed in :class:`CalibrateProxy`'s docstring and in
+``docs/wrappers.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hyperdml import distributed
+from hyperdml.losses.base import ProxyLoss
+from hyperdml.spaces import EuclideanSpace, PoincareSpace
+
+__all__ = ["CalibrateProxy", "ProxyLossWrapper", "poincare_sq_dist_batched"]
+
+
+def _check_wrappable(base, wrapper: str) -> None:
+    """Raise ``TypeError`` unless ``base`` is a :class:`ProxyLoss` with a ``proxies`` tensor."""
+    if not isinstance(base, ProxyLoss) or not isinstance(getattr(base, "proxies", None), torch.Tensor):
+        hint = ""
+        if type(base).__name__ == "CHEST":
+            hint = " (CHEST holds two SoftTriples: wrap loss.euclidean / loss.hyperbolic, or build your own)"
+        raise TypeError(
+            f"{wrapper} wraps a proxy loss (a hyperdml.losses.ProxyLoss with .proxies, e.g. ProxyAnchor, "
+            f"ProxyNCA, SoftTriple), got {type(base).__name__}{hint}"
+        )
+
+
+def _is_cosine(space) -> bool:
+    """True for :class:`EuclideanSpace` with its own cosine similarity (linear in the queued unit vectors)."""
+    return isinstance(space, EuclideanSpace) and type(space).similarity is EuclideanSpace.similarity
+
+
+def poincare_sq_dist_batched(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
+    """Squared geodesic distances in the ball, batched: ``x (G, K, D)``, ``y (G, M, D)`` → ``(G, K, M)``.
+
+    ``d_c(x, y) = (2/√c)·artanh(√c·‖(−x)⊕y‖)`` with
+    ``‖(−x)⊕y‖² = ‖x−y‖² / (1 − 2c⟨x,y⟩ + c²‖x‖²‖y‖²)``, inner products by one batched GEMM (no
+    ``(G, K, M, D)`` tensor). Differentiable in both; the gradient at ``x == y`` is 0 (that of d²).
+    """
+    dtype = torch.promote_types(x.dtype, y.dtype)
+    x, y = x.to(dtype), y.to(dtype)
+    xx = x.pow(2).sum(-1).unsqueeze(-1)  # (G, K, 1)
+    yy = y.pow(2).sum(-1).unsqueeze(-2)  # (G, 1, M)
+    xy = torch.einsum("gkd,gmd->gkm", x, y)
+    diff2 = (xx + yy - 2 * xy).clamp_min(0)
+    denom = (1 - 2 * c * xy + c * c * xx * yy).clamp_min(torch.finfo(x.dtype).tiny)
+    eps = 4 * torch.finfo(x.dtype).eps
+    t = torch.sqrt((c * diff2 / denom).clamp_min(torch.finfo(x.dtype).tiny)).clamp_max(1 - eps)
+    return (4.0 / c) * torch.atanh(t).pow(2)
+
+
+class ProxyLossWrapper(nn.Module):
+    """Common part of the wrappers (CP, HPL): holds :attr:`base` and forwards its attributes.
+
+    ``num_classes``, ``embedding_size``, ``proxies_per_class``, ``space``, ``check_values``,
+    :meth:`embed` and :meth:`proxy_points` are the base loss's, so code written for a
+    :class:`~hyperdml.losses.base.ProxyLoss` (evaluation, visualisation) works on a wrapper too.
+    """
+
+    def __init__(self, base: ProxyLoss):
+        super().__init__()
+        _check_wrappable(base, type(self).__name__)
+        self.base = base
+
+    # -- the base's attributes -----------------------------------------------------------------
+
+    @property
+    def num_classes(self) -> int:
+        """``C`` of the base loss."""
+        return self.base.num_classes
+
+    @property
+    def embedding_size(self) -> int:
+        """``D`` of the base loss."""
+        return self.base.embedding_size
+
+    @property
+    def proxies_per_class(self) -> int:
+        """``K`` of the base loss."""
+        return self.base.proxies_per_class
+
+    @property
+    def space(self):
+        """The base loss's space."""
+        return self.base.space
+
+    @property
+    def check_values(self) -> bool:
+        """The base loss's ``check_values`` (data-dependent input checks); settable."""
+        return self.base.check_values
+
+    @check_values.setter
+    def check_values(self, value: bool) -> None:
+        self.base.check_values = bool(value)
+
+    def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Head outputs ``(B, D)`` → points of the space ``(B, D)`` (the base's map)."""
+        return self.base.embed(embeddings)
+
+    def proxy_points(self) -> torch.Tensor:
+        """The base's proxies as points of the space ``(C·K, D)``."""
+        return self.base.proxy_points()
+
+
+    @staticmethod
+    def _check_epoch(epoch) -> int:
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        return int(epoch)
+
+
+class CalibrateProxy(ProxyLossWrapper):
+    """Calibrate Proxy around a proxy loss: ``loss(embeddings (B, D), labels (B,))`` → scalar.
+
+    ``CalibrateProxy(ProxyAnchor(C, D))``, ``CalibrateProxy(SoftTriple(C, D, space=PoincareSpace()))``:
+    any :class:`~hyperdml.losses.base.ProxyLoss` (its ``K`` proxies per class included), in either
+    space. The wrapped loss is :attr:`base` (its proxies ``loss.base.proxies``).
+
+    - **Global center.** A FIFO queue per class of past embeddings (detached, as points of the
+      space: ``base.embed(x)``, so Poincaré queues hold ball points), capacity ``queue_size``
+      (``M``). Every forward *in training mode* enqueues the batch under its labels after the
+      loss is computed (the loss of a step sees the queues as they were before that step's batch,
+      as MoCo); the oldest leave first; when a class has more than ``M`` samples in one batch its
+      last ``M`` are kept. :meth:`class_queue` shows a class's queue, oldest first. Eval mode
+      never enqueues.
+    - **Composite similarity** (from ``start_epoch`` on): ``s(x, c) = base.class_similarity(x)_c
+      + mean_{q ∈ queue_c} space.similarity(embed(x), q)`` (the base's proxy term keeps its own
+      combination of ``K`` proxies, e.g. SoftTriple's softmax at temperature γ). A class with an
+      empty queue gets the proxy term only. The base's stage 2 (``loss_from_similarity``) is
+      applied to the composite similarity, unscaled (its range is thus ``[−2, 2]``), and the
+      base's regulariser is added.
+    - **Calibration** (from ``start_epoch`` on): ``calibration_weight ×`` the mean, over all pairs
+      (proxy of class c, embedding queued for class c), of their squared distance: in
+      :class:`~hyperdml.spaces.EuclideanSpace` (cosine) the squared distance of the
+      L2-normalised vectors ``‖p̂ − q̂‖² = 2 − 2cos(p, q)`` (the cosine space only sees
+      directions); in :class:`~hyperdml.spaces.PoincareSpace` the squared geodesic distance
+      ``d_c(p, q)²``. Each of a class's ``K`` proxies is compared with the whole queue of its
+      class. Gradients reach the proxies only (the queue is detached).
+    - Before ``start_epoch`` the value is exactly (bitwise) ``base(embeddings, labels)``; the
+      queues still fill. :meth:`set_epoch` tells the epoch (the trainer calls it).
+    - **Distributed.** Under ``torch.distributed`` the embeddings and labels to enqueue are first
+      gathered from all ranks (``hyperdml.distributed.all_gather_no_grad``), so every rank holds
+      the same queues; every rank must therefore run the same number of training forwards.
+      Equal per-rank batch sizes are the normal case (unequal ones cost an extra small
+      collective). A caller that already passes the all-gathered global batch sets
+      ``gather_queue=False``.
+
+    Memory: the queues are buffers ``queue (C, M, D)``, ``queue_ptr (C,)``, ``queue_count (C,)``
+    allocated once (in the base's proxy dtype/device); they live in ``state_dict`` and move with
+    ``.to()``. Enqueueing is vectorised and synchronisation-free. In the cosine space both terms
+    are linear in the queued unit vectors (``mean_m cos(x, q_m) = ⟨x̂, centre_c⟩``,
+    ``mean_m ‖p̂ − q̂_m‖² = 2 − 2⟨p̂, centre_c⟩``, ``centre_c`` the mean of class c's unit
+    vectors), so they cost a ``(B, C)`` and a ``(C, K)`` product; in the ball the queue term forms
+    the ``(B, C·M)`` distances (:func:`hyperdml.ops.poincare_cdist`) and a masked mean, the
+    calibration a batched ``(C, K, M)`` one, and the queue is copied once per step (autograd
+    keeps it for the backward while the next enqueue overwrites the buffer).
+
+    Args:
+        base: the proxy loss to wrap (``TypeError`` otherwise).
+        queue_size: ``M`` ≥ 1, embeddings kept per class (paper: 30; 3000 for CUB).
+        start_epoch: first epoch (0-based) with the composite similarity and calibration (paper: 12).
+        calibration_weight: ``λ`` ≥ 0 of the calibration term (paper: 1).
+        gather_queue: under ``torch.distributed``, all-gather what is enqueued (default True).
+            Set it to False when the inputs already are the all-gathered global batch (a
+            trainer that gathers the embeddings before the loss, as ``hyperdml.train`` does);
+            the queues are then identical on every rank without a second gather.
+
+    Attributes:
+        epoch: the epoch last given to :meth:`set_epoch` (0 at first; saved in ``state_dict``).
+        parts: after each call, ``{"base": …, "calibration": …}`` (detached) for logging; before
+            ``start_epoch`` only ``"base"``.
+    """
+
+    def __init__(
+        self,
+        base: ProxyLoss,
+        queue_size: int = 30,
+        start_epoch: int = 12,
+        calibration_weight: float = 1.0,
+        gather_queue: bool = True,
+    ):
+        super().__init__(base)
+        if isinstance(queue_size, bool) or not isinstance(queue_size, numbers.Integral) or queue_size < 1:
+            raise ValueError(f"queue_size must be a positive int (embeddings kept per class), got {queue_size!r}")
+        if isinstance(start_epoch, bool) or not isinstance(start_epoch, numbers.Integral) or start_epoch < 0:
+            raise ValueError(f"start_epoch must be an int >= 0, got {start_epoch!r}")
+        weight = calibration_weight
+        if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"calibration_weight must be a finite number >= 0, got {calibration_weight!r}")
+        self.queue_size, self.start_epoch = int(queue_size), int(start_epoch)
+        self.calibration_weight = float(calibration_weight)
+        self.gather_queue = bool(gather_queue)
+        self.epoch = 0
+        self.parts: dict[str, torch.Tensor] = {}
+        self._centres_cache: torch.Tensor | None = None  # set during one forward only
+        p = base.proxies
+        dtype = p.dtype if p.is_floating_point() else torch.get_default_dtype()
+        c, d, m = base.num_classes, base.embedding_size, self.queue_size
+        self.register_buffer("queue", torch.zeros(c, m, d, dtype=dtype, device=p.device))
+        self.register_buffer("queue_ptr", torch.zeros(c, dtype=torch.long, device=p.device))
+        self.register_buffer("queue_count", torch.zeros(c, dtype=torch.long, device=p.device))
+
+    def extra_repr(self) -> str:
+        return (
+            f"queue_size={self.queue_size}, start_epoch={self.start_epoch}, "
+            f"calibration_weight={self.calibration_weight}, gather_queue={self.gather_queue}, epoch={self.epoch}"
+        )
+
+    # -- epoch ---------------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        """Whether the composite similarity and the calibration are on (``epoch >= start_epoch``)."""
+        return self.epoch >= self.start_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the loss the (0-based) epoch; the composite similarity starts at ``start_epoch``."""
+        self.epoch = self._check_epoch(epoch)
+
+    def get_extra_state(self):
+        """The epoch, stored in ``state_dict`` as ``_extra_state``."""
+        return {"epoch": self.epoch}
+
+    def set_extra_state(self, state) -> None:
+        """Restore what :meth:`get_extra_state` saved."""
+        self.epoch = int(state["epoch"])
+
+    # -- queues --------------------------------------------------------------------------------
+
+    def _valid_mask(self) -> torch.Tensor:
+        """``(C, M)`` bool: slot m of class c holds an embedding (slots fill from 0 until full)."""
+        slots = torch.arange(self.queue_size, device=self.queue.device)
+        return slots[None, :] < self.queue_count[:, None]
+
+    def class_queue(self, c: int) -> torch.Tensor:
+        """Class ``c``'s queued embeddings (points of the space), oldest first: ``(n_c, D)``, ``n_c ≤ M``."""
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < self.num_classes:
+            raise ValueError(f"class index must be an int in [0, {self.num_classes}), got {c!r}")
+        n, m = int(self.queue_count[c]), self.queue_size
+        start = (int(self.queue_ptr[c]) - n) % m
+        idx = (start + torch.arange(n, device=self.queue.device)) % m
+        return self.queue[c, idx].clone()
+
+    @torch.no_grad()
+    def enqueue(self, points: torch.Tensor, labels: torch.Tensor) -> None:
+        """Push ``points (B, D)`` (already in the space) into their classes' queues, ``labels (B,)``.
+
+        Local to this process (``forward`` gathers across ranks first). Vectorised: each sample's
+        rank within its class in the batch (stable sort + cumulative counts) gives its slot
+        ``(ptr_c + rank) mod M``; when a class has more than ``M`` samples, every write to a slot
+        carries the value of the last sample that lands there, so the last ``M`` are kept and the
+        writes are deterministic without a host synchronisation.
+        """
+        c, m = self.num_classes, self.queue_size
+        labels = labels.to(self.queue.device).long()
+        points = points.detach().to(device=self.queue.device, dtype=self.queue.dtype)
+        if points.dim() != 2 or points.shape != (labels.shape[0], self.embedding_size):
+            raise ValueError(
+                f"enqueue needs points (B, {self.embedding_size}) and labels (B,), got "
+                f"{tuple(points.shape)} and {tuple(labels.shape)}"
+            )
+        if labels.numel() == 0:
+            return
+        counts = torch.bincount(labels, minlength=c)[:c]  # (C,)
+        order = torch.argsort(labels, stable=True)
+        cls = labels[order]
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(labels.shape[0], device=labels.device) - starts[cls]
+        winner = rank + m * torch.div(counts[cls] - 1 - rank, m, rounding_mode="floor")
+        values = points[order][starts[cls] + winner]
+        slot = (self.queue_ptr[cls] + rank) % m
+        self.queue.index_put_((cls, slot), values)
+        self.queue_ptr.copy_((self.queue_ptr + counts) % m)
+        self.queue_count.copy_((self.queue_count + counts).clamp_max(m))
+
+    def reset_queues(self) -> None:
+        """Empty every queue (the buffers are kept, zeroed)."""
+        self.queue.zero_()
+        self.queue_ptr.zero_()
+        self.queue_count.zero_()
+
+    # -- the two terms -------------------------------------------------------------------------
+
+    def _unit_centres(self, dtype: torch.dtype) -> torch.Tensor:
+        """``(C, D)``: mean of each class's queued unit vectors (0 for an empty queue).
+
+        In the cosine space ``mean_m cos(x, q_m) = ⟨x̂, centre⟩`` and
+        ``mean_m ‖p̂ − q̂_m‖² = 2 − 2⟨p̂, centre⟩`` exactly, so both terms need only this.
+        """
+        cached = self._centres_cache
+        if cached is not None and cached.dtype == dtype:
+            return cached
+        unit = F.normalize(self.queue.to(dtype), p=2, dim=2) * self._valid_mask()[..., None]
+        return unit.sum(dim=1) / self.queue_count.clamp_min(1).to(dtype)[:, None]
+
+    def global_similarity(self, points: torch.Tensor) -> torch.Tensor:
+        """``points (B, D)`` in the space → ``(B, C)``: mean similarity to each class's queue (0 if empty)."""
+        space = self.base.space
+        if _is_cosine(space):
+            dtype = torch.promote_types(points.dtype, self.queue.dtype)
+            return F.normalize(points.to(dtype), p=2, dim=1) @ self._unit_centres(dtype).t()
+        b, (c, m, d) = points.shape[0], self.queue.shape
+        # a copy: autograd keeps it for the backward while the enqueue overwrites the buffer
+        flat = self.queue.reshape(c * m, d).clone()
+        sim = space.similarity(points, flat).view(b, c, m)
+        sim = torch.where(self._valid_mask(), sim, torch.zeros((), dtype=sim.dtype, device=sim.device))
+        return sim.sum(dim=2) / self.queue_count.clamp_min(1).to(sim.dtype)
+
+    def composite_similarity(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Head outputs ``(B, D)`` → ``(B, C)``: ``base.class_similarity + global_similarity`` (always both)."""
+        return self.base.class_similarity(embeddings) + self.global_similarity(self.base.embed(embeddings))
+
+    def calibration(self) -> torch.Tensor:
+        """``calibration_weight ×`` mean squared distance, proxies to their class's queue → scalar.
+
+        0 (with a graph to the proxies) when every queue is empty; not computed when
+        ``calibration_weight == 0``.
+        """
+        base = self.base
+        c, k, d = base.num_classes, base.proxies_per_class, base.embedding_size
+        proxies = base.proxy_points().view(c, k, d)
+        if self.calibration_weight == 0:
+            return proxies.sum() * 0.0
+        mask = self._valid_mask()[:, None, :]  # (C, 1, M)
+        space = base.space
+        if isinstance(space, PoincareSpace):
+            sq = poincare_sq_dist_batched(proxies, self.queue.clone(), space.c)
+        elif _is_cosine(space):  # Σ_m ‖p̂ − q̂_m‖² = n_c · (2 − 2⟨p̂, centre_c⟩): no (C, K, M) tensor
+            dtype = torch.promote_types(proxies.dtype, self.queue.dtype)
+            cos = (F.normalize(proxies.to(dtype), dim=2) * self._unit_centres(dtype)[:, None, :]).sum(-1)  # (C, K)
+            total = (self.queue_count.to(dtype)[:, None] * (2 - 2 * cos)).sum()
+            return self.calibration_weight * total / (self.queue_count.sum() * k).clamp_min(1).to(dtype)
+        else:  # another space: its similarity, class by class (2 − 2s as the squared distance)
+            cos = torch.stack([space.similarity(proxies[i], self.queue[i].clone()) for i in range(c)])
+            sq = (2 - 2 * cos).clamp_min(0)
+        total = torch.where(mask, sq, torch.zeros((), dtype=sq.dtype, device=sq.device)).sum()
+        pairs = (self.queue_count.sum() * k).clamp_min(1).to(total.dtype)
+        return self.calibration_weight * (total / pairs)
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``embeddings (B, D)`` head outputs, ``labels (B,)`` integer classes → scalar loss."""
+        base = self.base
+        labels = base.check_inputs(embeddings, labels)
+        if not self.active:
+            loss = base.compute(embeddings, labels)
+            self.parts = {"base": loss.detach()}
+        else:
+            if _is_cosine(base.space):  # both terms use the same class centres: compute them once
+                self._centres_cache = self._unit_centres(torch.promote_types(embeddings.dtype, self.queue.dtype))
+            try:
+                sim = self.composite_similarity(embeddings)
+                main = base.loss_from_similarity(sim, labels)
+                reg = base.regularizer()
+                main = main if reg is None else main + reg
+                cal = self.calibration()
+            finally:
+                self._centres_cache = None
+            loss = main + cal
+            self.parts = {"base": main.detach(), "calibration": cal.detach()}
+        if self.training:
+            with torch.no_grad():
+                points = base.embed(embeddings.detach())
+            if self.gather_queue:
+                points, labels = distributed.all_gather_no_grad(points), distributed.all_gather_no_grad(labels)
+            self.enqueue(points, labels)
+        return loss

@@ -1,11 +1,50 @@
-"""Hierarchy visualisation: tree decoding from ball points and tree quality measures.
+"""Hierarchy visualisation: tree decoding from ball points, tree quality, plots and reports.
 
 Re-exports :mod:`hyperdml.hierarchy` (:func:`decode_tree`, :func:`dasgupta_cost`,
 :func:`dendrogram_purity`, :func:`dendrogram`); the trees are SciPy linkage matrices, so
 ``dendrogram(decode_tree(points))`` draws one (SciPy's own ``dendrogram`` works too on trees less
 than ~1000 merges tall).
+
+Plots and reports (Matplotlib, headless ``Agg`` backend unless one is already chosen; every plot
+function returns a ``matplotlib.figure.Figure``), loaded on first use:
+
+- :func:`write_hierarchy_report` (checkpoint → ``dendrogram``, ``poincare_disk``,
+  ``tree_metrics.json``), :func:`write_loss_report`, :func:`hierarchy_figures`,
+  :func:`analyze_proxies` (:mod:`hyperdml.viz.report`);
+- :func:`plot_dendrogram`, :func:`plot_dendrograms` (:mod:`hyperdml.viz.dendrogram_plot`; the
+  name ``hyperdml.viz.dendrogram`` stays the re-exported function);
+- :func:`plot_poincare_disk`, :func:`geodesic_arc` (:mod:`hyperdml.viz.disk`);
+- :class:`TangentPCA`, :func:`to_disk` (:mod:`hyperdml.viz.reduce`);
+- :func:`find_proxies`, :class:`ProxySet`, :func:`class_means` (:mod:`hyperdml.viz.proxies`);
+- :func:`cosine_tree`, :func:`tree_edges`, :func:`dasgupta_cost_labels`,
+  :func:`dasgupta_cost_features` (:mod:`hyperdml.viz.trees`).
 """
+
+import importlib
 
 from hyperdml.hierarchy import dasgupta_cost, decode_tree, dendrogram, dendrogram_purity, lca_depth_matrix, tree_height
 
-__all__ = ["decode_tree", "dasgupta_cost", "dendrogram_purity", "dendrogram", "lca_depth_matrix", "tree_height"]
+_LAZY = {
+    "write_hierarchy_report": "report", "write_loss_report": "report", "hierarchy_figures": "report",
+    "analyze_proxies": "report",
+    "plot_dendrogram": "dendrogram_plot", "plot_dendrograms": "dendrogram_plot",
+    "plot_poincare_disk": "disk", "geodesic_arc": "disk",
+    "TangentPCA": "reduce", "to_disk": "reduce",
+    "find_proxies": "proxies", "ProxySet": "proxies", "class_means": "proxies",
+    "cosine_tree": "trees", "tree_edges": "trees", "dasgupta_cost_labels": "trees",
+    "dasgupta_cost_features": "trees",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"hyperdml.viz.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'hyperdml.viz' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["decode_tree", "dasgupta_cost", "dendrogram_purity", "dendrogram", "lca_depth_matrix", "tree_height",
+           *_LAZY]

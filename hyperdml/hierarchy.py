@@ -41,17 +41,12 @@ def _as_points(points, c: float) -> np.ndarray:
     return x
 
 
-def _lca_tanh2(a: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """``tanh²(√c·δ(a∨x))`` for one point ``a (D,)`` and rows ``xs (N, D)``, both pre-scaled by √c.
+def _tanh2_from_terms(aa, ae, ee) -> np.ndarray:
+    """``tanh²(√c·δ(a∨x))`` from ``‖a‖²``, ``⟨e, a⟩`` and ``‖e‖²`` with ``e = x − a`` (pre-scaled by √c).
 
-    Same closed form as :func:`hyperdml.ops.hyp_lca_depth_reference` (differences ``e = x − a``
-    keep nearby points exact); ``tanh²`` is increasing in the depth, so it orders merges without
-    the square root and artanh. Returns ``(N,)``.
+    Same closed form as :func:`hyperdml.ops.hyp_lca_depth_reference`; ``tanh²`` is increasing in
+    the depth, so it orders merges without the square root and artanh. Broadcasts.
     """
-    e = xs - a
-    aa = a @ a
-    ae = e @ a
-    ee = np.einsum("ij,ij->i", e, e)
     wa = 0.5 * (1 + aa)
     dw = -(ae + 0.5 * ee)  # w_a − w_x
     num = np.maximum(aa * ee - ae * ae, 0.0)
@@ -59,6 +54,29 @@ def _lca_tanh2(a: np.ndarray, xs: np.ndarray) -> np.ndarray:
     same = (2 * np.sqrt(aa) / (1 + aa)) ** 2  # x == a: the LCA is the point itself
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), same)
+
+
+def _lca_tanh2(a: np.ndarray, xs: np.ndarray, xx: np.ndarray | None = None) -> np.ndarray:
+    """``tanh²(√c·δ(a∨x))`` for one point ``a (D,)`` and rows ``xs (N, D)``, both pre-scaled by √c.
+
+    With the squared norms ``xx (N,)`` of the rows given, one matrix-vector product does the work
+    (``‖x − a‖² = ‖x‖² − 2⟨x, a⟩ + ‖a‖²``); rows where that difference has cancelled (closer than
+    1/8 of the norms) are recomputed from the differences, which keeps nearby points exact.
+    Returns ``(N,)``.
+    """
+    aa = a @ a
+    if xx is None:
+        e = xs - a
+        return _tanh2_from_terms(aa, e @ a, np.einsum("ij,ij->i", e, e))
+    xa = xs @ a
+    ee = xx - 2 * xa + aa
+    ae = xa - aa
+    near = ee < (xx + aa) * (1.0 / 64)
+    if near.any():
+        e = xs[near] - a
+        ae[near] = e @ a
+        ee[near] = np.einsum("ij,ij->i", e, e)
+    return _tanh2_from_terms(aa, ae, ee)
 
 
 def _depth_from_tanh2(t2: np.ndarray, c: float) -> np.ndarray:
@@ -85,14 +103,15 @@ def _max_spanning_tree(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
     ``x (P, D)`` pre-scaled by √c. Never stores the ``P × P`` weights: each step computes the
     depths from the vertex just added to the ``N`` vertices still outside the tree (``O(N·D)``
-    time and memory), so the whole is ``O(P²·D)`` time and ``O(P·D)`` memory. Returns the
+    time and memory; one matrix-vector product), so the whole is ``O(P²·D)`` time and ``O(P·D)`` memory. Returns the
     ``P − 1`` edges as ``(u, v, tanh²)`` arrays. A maximum spanning tree holds every merge of
     single linkage (the classic MST ↔ single-linkage equivalence).
     """
     p = x.shape[0]
     rest = x[1:].copy()  # rows outside the tree, compacted by swap-remove
+    rest_xx = np.einsum("ij,ij->i", rest, rest)
     ids = np.arange(1, p)
-    key = _lca_tanh2(x[0], rest)  # best tanh² from each outside vertex to the tree
+    key = _lca_tanh2(x[0], rest, rest_xx)  # best tanh² from each outside vertex to the tree
     via = np.zeros(p - 1, dtype=np.int64)  # the tree vertex giving that best
     eu, ev, ew = (np.empty(p - 1, dtype=np.int64), np.empty(p - 1, dtype=np.int64), np.empty(p - 1))
     for step in range(p - 1):
@@ -100,10 +119,10 @@ def _max_spanning_tree(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
         v = int(ids[m])
         eu[step], ev[step], ew[step] = via[m], v, key[m]
         last = rest.shape[0] - 1
-        rest[m], ids[m], key[m], via[m] = rest[last], ids[last], key[last], via[last]
-        rest, ids, key, via = rest[:last], ids[:last], key[:last], via[:last]
+        rest[m], rest_xx[m], ids[m], key[m], via[m] = rest[last], rest_xx[last], ids[last], key[last], via[last]
+        rest, rest_xx, ids, key, via = rest[:last], rest_xx[:last], ids[:last], key[:last], via[:last]
         if last:
-            t2 = _lca_tanh2(x[v], rest)
+            t2 = _lca_tanh2(x[v], rest, rest_xx)
             better = t2 > key
             key[better] = t2[better]
             via[better] = v

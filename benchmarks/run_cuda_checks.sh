@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a machine with a CUDA GPU and a CUDA-enabled torch: build the extension with its CUDA
 # kernels, run the test suite there (CUDA_TESTS narrows it), compute-sanitizer over both ops, and the CUDA
-# benchmarks (their tables are appended to benchmarks/results/*_cuda.md).
+# benchmarks (results in benchmarks/results/<gpu name>.json, tables in benchmarks/README.md).
 #   bash benchmarks/run_cuda_checks.sh [output-folder]
 set -euo pipefail
 out=${1:-benchmarks/results}
@@ -37,5 +37,13 @@ PY
     compute-sanitizer --tool "$tool" --error-exitcode 9 "$py" /tmp/hyperdml_sanitize.py 2>&1 | tail -4 | tee -a "$out/cuda_sanitizer.log"
   done
 fi
-"$py" benchmarks/bench_poincare_cdist.py --device cuda
-"$py" benchmarks/bench_hyphc_triplet.py --device cuda --triplets 100000,1000000,10000000 --repeat 10
+# Benchmarks (`hyperdml bench`, see benchmarks/README.md): <device>.json, tables and plots in $out,
+# and benchmarks/README.md's generated tables refreshed. One process per competitor rather than per
+# case: CUDA peak memory comes from the allocator's own counters, reset before each case, so this
+# measures the same and starts 5 CUDA contexts instead of 55 (about 6 instead of 11 minutes).
+# BENCH=0 skips them; BENCH_CDIST_ARGS / BENCH_HYPHC_ARGS add or override options.
+if [ "${BENCH:-1}" != 0 ]; then
+  "$py" -m hyperdml bench cdist --device cuda --out "$out" --isolate competitor ${BENCH_CDIST_ARGS:-}
+  "$py" -m hyperdml bench hyphc --device cuda --out "$out" --isolate competitor \
+    --T 100000,1000000,10000000 ${BENCH_HYPHC_ARGS:-}
+fi

@@ -1,0 +1,123 @@
+"""What the two ops are benchmarked against: the same quantity computed other ways.
+
+``poincare_cdist(x (B, D), y (N, D), c) → (B, N)``:
+
+- ``hyperdml``: the op (:func:`hyperdml.ops.poincare_cdist`).
+- ``matmul``: the bare matmuls of the same shapes, the roofline: ``x @ y.T`` forward; forward
+  plus backward adds ``g @ y`` and ``g.T @ x`` (three GEMMs). Not the same quantity, so its
+  output is not compared.
+- ``torch``: the best plain-PyTorch form, :func:`poincare_cdist_plain` (one matmul plus
+  elementwise ops, autograd backward), eager.
+- ``compile``: the same function under ``torch.compile`` (compile time reported separately).
+- ``geoopt``: ``geoopt.PoincareBall(c).dist`` on broadcast ``(B, 1, D)``/``(1, N, D)`` inputs,
+  how geoopt, hyptorch and HIER users compute all pairs; it materialises ``(B, N, D)``
+  tensors, so big shapes are skipped by the memory budget.
+
+``hyphc_triplet_loss(points (P, D), triplets (T, 3), sims (T, 3), c, tau) → (T,)``:
+
+- ``hyperdml``: the op; ``eager``: the pure-PyTorch formulation that gathers ``(T, 3, D)``
+  copies (:func:`hyperdml.ops.reference.hyphc_triplet_loss_reference`, HypHC's way with the
+  closed-form LCA depth); ``compile``: the same under ``torch.compile``.
+
+Each competitor is a :class:`Competitor` whose ``forward`` has the op's signature, plus a
+rough memory estimate used to skip cases that would not fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from hyperdml.ops import hyphc_triplet_loss, poincare_cdist
+from hyperdml.ops.reference import hyphc_triplet_loss_reference
+
+__all__ = ["Competitor", "COMPETITORS", "poincare_cdist_plain", "poincare_cdist_geoopt", "compiled"]
+
+
+def poincare_cdist_plain(x: torch.Tensor, y: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+    """Poincaré distances ``(B, N)`` from ``x (B, D)``, ``y (N, D)`` with one matmul + elementwise ops.
+
+    ``‖x−y‖² = ‖x‖² + ‖y‖² − 2 x·y`` from one ``addmm`` (clamped at 0), then
+    ``arccosh(1 + 2c‖x−y‖² / ((1−c‖x‖²)(1−c‖y‖²))) / √c``; the per-row and per-column factors
+    are folded into two ``(B,)``/``(N,)`` vectors so the ``(B, N)`` work is a handful of
+    elementwise ops. Autograd gives the backward.
+    """
+    xx = x.pow(2).sum(1)
+    yy = y.pow(2).sum(1)
+    sq = torch.addmm(xx[:, None] + yy[None, :], x, y.t(), alpha=-2).clamp_min(0)
+    u = sq * ((2 * c) / (1 - c * xx))[:, None] * (1 / (1 - c * yy))[None, :]
+    return torch.acosh(1 + u) / c**0.5
+
+
+def poincare_cdist_geoopt(x: torch.Tensor, y: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+    """``geoopt.PoincareBall(c).dist`` between all rows of ``x (B, D)`` and ``y (N, D)`` → ``(B, N)``.
+
+    Broadcasts to ``(B, N, D)`` (Möbius addition per pair), as geoopt users do.
+    """
+    import geoopt
+
+    return geoopt.PoincareBall(c=c).dist(x[:, None, :], y[None, :, :])
+
+
+def matmul_forward(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The forward roofline: ``x (B, D) @ y.T`` → ``(B, N)``."""
+    return x @ y.t()
+
+
+def matmul_forward_backward(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor):
+    """The forward+backward roofline: ``x @ y.T``, ``g @ y`` and ``g.T @ x`` (three GEMMs)."""
+    return x @ y.t(), g @ y, g.t() @ x
+
+
+def compiled(fn: Callable, backend: str = "inductor", mode: str | None = None) -> Callable:
+    """``torch.compile(fn)`` with static shapes (every case runs one shape)."""
+    return torch.compile(fn, dynamic=False, backend=backend, mode=mode)
+
+
+@dataclass(frozen=True)
+class Competitor:
+    """One way to compute an op's output.
+
+    ``forward``: same signature as the op (``None`` for the matmul roofline, built specially);
+    ``compiled``: wrap ``forward`` in ``torch.compile``; ``comparable``: its output must equal
+    the op's; ``memory``: ``(shape dict, mode, itemsize) → estimated peak bytes`` (factors
+    measured on the CPU, rounded up; only used to skip cases that would not fit).
+    """
+
+    name: str
+    label: str
+    forward: Callable | None
+    memory: Callable[[dict, str, int], float]
+    compiled: bool = False
+    comparable: bool = True
+    needs: str | None = None  # module that must be importable
+
+
+def _bn(s):
+    return s["B"] * s["N"]
+
+
+COMPETITORS: dict[str, dict[str, Competitor]] = {
+    "cdist": {
+        "hyperdml": Competitor("hyperdml", "hyperdml op", poincare_cdist,
+                               lambda s, m, k: (3 * _bn(s) + 2 * (s["B"] + s["N"]) * s["D"]) * k),
+        "matmul": Competitor("matmul", "bare matmul(s) (roofline)", None,
+                             lambda s, m, k: 2 * _bn(s) * k, comparable=False),
+        "torch": Competitor("torch", "plain PyTorch, eager", poincare_cdist_plain,
+                            lambda s, m, k: (6 if m == "fwd" else 18) * _bn(s) * k),
+        "compile": Competitor("compile", "plain PyTorch, torch.compile", poincare_cdist_plain,
+                              lambda s, m, k: (6 if m == "fwd" else 18) * _bn(s) * k, compiled=True),
+        "geoopt": Competitor("geoopt", "geoopt PoincareBall.dist, broadcast", poincare_cdist_geoopt,
+                             lambda s, m, k: (6 if m == "fwd" else 9) * _bn(s) * s["D"] * k, needs="geoopt"),
+    },
+    "hyphc": {
+        "hyperdml": Competitor("hyperdml", "hyperdml op", hyphc_triplet_loss,
+                               lambda s, m, k: 8 * s["T"] * k + 2 * s["P"] * s["D"] * k),
+        "eager": Competitor("eager", "pure PyTorch, eager (HypHC's way)", hyphc_triplet_loss_reference,
+                            lambda s, m, k: (10 if m == "fwd" else 16) * s["T"] * s["D"] * k),
+        "compile": Competitor("compile", "pure PyTorch, torch.compile", hyphc_triplet_loss_reference,
+                              lambda s, m, k: (10 if m == "fwd" else 16) * s["T"] * s["D"] * k, compiled=True),
+    },
+}

@@ -1,0 +1,212 @@
+"""``hyperdml bench cdist | hyphc | report``: the ops against their competitors, and the results tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+
+HELP = "benchmark poincare_cdist / hyphc_triplet_loss against plain PyTorch, torch.compile, geoopt"
+DESCRIPTION = (
+    "Time the compiled ops against other ways to compute the same thing, on the same inputs, each case "
+    "in a fresh process (median and IQR with torch.utils.benchmark, peak memory), and write "
+    "<out>/<device>.json, a Markdown table and a time-vs-size plot. `hyperdml bench report` regenerates "
+    "the tables of benchmarks/README.md from the JSON files."
+)
+DEFAULT_OUT = os.path.join("benchmarks", "results")
+DEFAULT_README = os.path.join("benchmarks", "README.md")
+
+_OP_ARGS = {
+    "cdist": {
+        "dims": ("B", "N", "D"),
+        "help": "poincare_cdist(x (B,D), y (N,D), c) against bare matmuls, plain PyTorch (eager, "
+                "torch.compile) and geoopt",
+        "competitors": "hyperdml, matmul, torch, compile, geoopt",
+        "params": {"c": 0.1},
+    },
+    "hyphc": {
+        "dims": ("P", "D", "T"),
+        "help": "hyphc_triplet_loss(points (P,D), triplets (T,3), sims (T,3), c, tau) against the eager "
+                "pure-PyTorch formulation and torch.compile",
+        "competitors": "hyperdml, eager, compile",
+        "params": {"c": 1.0, "tau": 0.05},
+    },
+}
+_DIM_HELP = {"B": "batch rows of x", "N": "rows of y (proxies)", "D": "dimension", "P": "points",
+             "T": "triplets"}
+
+
+def _add_op_parser(sub, op: str) -> None:
+    spec = _OP_ARGS[op]
+    p = sub.add_parser(op, help=spec["help"], description=spec["help"],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index>")
+    p.add_argument("--dtype", default="float32", help="float32 or float64")
+    p.add_argument("--mode", default="fwd,fwdbwd",
+                   help="passes to time, comma-separated: fwd (forward only), fwdbwd (forward+backward)")
+    for dim in spec["dims"]:
+        p.add_argument(f"--{dim}", default=None, metavar="LIST",
+                       help=f"{_DIM_HELP[dim]}, comma-separated sizes (the cases are the Cartesian product); "
+                            "default: the issue's shapes (--quick: tiny ones)")
+    sweep_key = spec["dims"][1] if op == "cdist" else "T"
+    p.add_argument("--sweep", default=None, metavar="LIST",
+                   help=f"values of {sweep_key} for the time-vs-{sweep_key} plot (other sizes: the first of each "
+                        "list; pass: --sweep-mode); 'none' for no sweep; default: a log-spaced series")
+    p.add_argument("--sweep-mode", default="fwdbwd", help="the pass the sweep times")
+    p.add_argument("--competitors", default=None,
+                   help=f"comma-separated subset of: {spec['competitors']}; or 'all' (default: all; --quick: "
+                        "all but compile, whose first call compiles for tens of seconds on a CPU)")
+    for name, value in spec["params"].items():
+        p.add_argument(f"--{name}", type=float, default=value, help=f"the op's {name}")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny shapes, short timing, one process per competitor: a smoke test (seconds); "
+                        "writes <device>-quick.json")
+    p.add_argument("--out", default=DEFAULT_OUT, help="folder for <device>.json, the Markdown and the plot")
+    p.add_argument("--readme", default=None,
+                   help="README whose generated tables to refresh after the run (default: <out>/../README.md "
+                        "when it has the markers and this is not --quick)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op CPU threads (default: torch's)")
+    p.add_argument("--min-run-time", type=float, default=None,
+                   help="seconds of timed samples per case at least (default 1; --quick 0.05)")
+    p.add_argument("--min-repeats", type=int, default=None,
+                   help="timed samples per case at least (default 5; --quick 3)")
+    p.add_argument("--isolate", default=None, choices=["case", "competitor", "none"],
+                   help="fresh process per case (default), per competitor (--quick's default), or none")
+    p.add_argument("--memory-budget-gib", type=float, default=None,
+                   help="skip a case whose estimated memory exceeds this (default: half the available RAM; "
+                        "CUDA: 80%% of the free GPU memory)")
+    p.add_argument("--case-timeout", type=float, default=3600.0, help="seconds before a case is abandoned")
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of the compile competitor")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode (e.g. max-autotune)")
+    p.add_argument("--no-plot", action="store_true", help="do not draw the sweep plot")
+    p.add_argument("--dry-run", action="store_true", help="list the cases and memory estimates, run nothing")
+    p.set_defaults(bench_op=op)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Subcommands ``cdist``, ``hyphc`` (run a benchmark) and ``report`` (regenerate README tables)."""
+    sub = parser.add_subparsers(dest="bench_command", required=True, metavar="{cdist,hyphc,report}")
+    for op in _OP_ARGS:
+        _add_op_parser(sub, op)
+    r = sub.add_parser("report", help="regenerate the results tables of a README from the JSON files",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("--results", default=DEFAULT_OUT, help="folder of <device>.json files")
+    r.add_argument("--readme", default=DEFAULT_README, help="file with the generated-tables markers")
+    r.add_argument("--include-quick", action="store_true", help="also render <device>-quick.json files")
+    r.set_defaults(bench_op=None)
+
+
+def parse_sizes(name: str, text: str) -> list[int]:
+    """``"2000,113180"`` / ``"1e6"`` / ``"100_000"`` → positive ints; ConfigError naming the option."""
+    from hyperdml.errors import ConfigError
+
+    values = []
+    for part in str(text).split(","):
+        part = part.strip().replace("_", "")
+        try:
+            value = float(part) if re.fullmatch(r"[0-9.]+[eE][0-9]+", part) else int(part)
+        except ValueError:
+            value = None
+        if value is None or value != int(value) or int(value) < 1:
+            raise ConfigError(f"--{name} expects comma-separated positive integers, got {text!r}")
+        values.append(int(value))
+    return values
+
+
+def _names(name: str, text: str) -> list[str]:
+    from hyperdml.errors import ConfigError
+
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise ConfigError(f"--{name} is empty")
+    return items
+
+
+def _run_report(args) -> int:
+    from hyperdml.bench import results
+
+    if not os.path.isdir(args.results):
+        raise FileNotFoundError(f"no results folder {args.results}")
+    block = results.render_readme_block(args.results, include_quick=args.include_quick,
+                                        link_prefix=results.link_prefix(args.results, args.readme))
+    results.update_readme(args.readme, block)
+    print(f"hyperdml bench report: wrote the tables of {args.readme} from {args.results}")
+    return 0
+
+
+def run(args) -> int:
+    """Run ``hyperdml bench cdist|hyphc|report``."""
+    if args.bench_command == "report":
+        return _run_report(args)
+    from hyperdml.bench import cdist, hyphc, results, suite
+    from hyperdml.bench.competitors import COMPETITORS
+    from hyperdml.errors import ConfigError
+
+    mod = {"cdist": cdist, "hyphc": hyphc}[args.bench_op]
+    base = mod.QUICK if args.quick else mod.FULL
+    if args.dtype not in ("float32", "float64"):
+        raise ConfigError(f"--dtype must be float32 or float64, got {args.dtype!r}")
+    lists = {k: parse_sizes(k, getattr(args, k)) if getattr(args, k) is not None else base[k]
+             for k in mod.SHAPE_KEYS}
+    shapes = suite.shapes_from_lists(mod.SHAPE_KEYS, lists)
+    modes = _names("mode", args.mode)
+    sweep = None
+    if args.sweep is None or args.sweep.strip().lower() != "none":
+        values = parse_sizes("sweep", args.sweep) if args.sweep is not None else base["sweep"]
+        fixed = {k: lists[k][0] for k in mod.SHAPE_KEYS if k != mod.SWEEP_KEY}
+        if args.sweep_mode not in ("fwd", "fwdbwd"):
+            raise ConfigError(f"--sweep-mode must be fwd or fwdbwd, got {args.sweep_mode!r}")
+        sweep = {"key": mod.SWEEP_KEY, "values": values, "mode": args.sweep_mode, "fixed": fixed}
+    if args.competitors is None or args.competitors == "all":
+        competitors = [c for c in COMPETITORS[args.bench_op]
+                       if not (args.quick and args.competitors is None and c == "compile")]
+    else:
+        competitors = _names("competitors", args.competitors)
+    for name in ("threads", "min_repeats"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.min_run_time is not None and args.min_run_time < 0:
+        raise ConfigError(f"--min-run-time must be >= 0, got {args.min_run_time}")
+    if args.memory_budget_gib is not None and args.memory_budget_gib <= 0:
+        raise ConfigError(f"--memory-budget-gib must be > 0, got {args.memory_budget_gib}")
+    params = {k: getattr(args, k) for k in _OP_ARGS[args.bench_op]["params"]}
+    for name, value in params.items():
+        if not value > 0:
+            raise ConfigError(f"--{name} must be > 0, got {value}")
+    settings = {
+        "device": args.device, "dtype": args.dtype, "threads": args.threads,
+        "min_run_time": args.min_run_time if args.min_run_time is not None else (0.05 if args.quick else 1.0),
+        "min_repeats": args.min_repeats or (3 if args.quick else 5),
+        "memory_budget_bytes": int(args.memory_budget_gib * 2**30) if args.memory_budget_gib else None,
+        "compile_backend": args.compile_backend, "compile_mode": args.compile_mode, **params,
+    }
+    isolate = args.isolate or ("competitor" if args.quick else "case")
+    run_dict, path = suite.run_benchmark(
+        args.bench_op, shapes=shapes, sweep=sweep, modes=modes, competitors=competitors, settings=settings,
+        out_dir=args.out, quick=args.quick, isolate=isolate, case_timeout_s=args.case_timeout,
+        plot=not args.no_plot, dry_run=args.dry_run,
+        options={k: v for k, v in vars(args).items() if not k.startswith("_")},
+    )
+    if run_dict is None:
+        return 0
+    print(f"wrote {path}")
+    for t in run_dict["targets"]:
+        met = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
+        measured = "–" if t["measured"] is None else f"{t['measured']:.2f}"
+        print(f"  target: {t['target']} [{results.MODE_LABEL[t['mode']]}"
+              f"{', ' + 'x'.join(str(v) for v in t['shape'].values()) if t['shape'] else ''}]: {measured} -> {met}")
+    readme = args.readme
+    if readme is None and not args.quick:
+        candidate = os.path.join(args.out, os.pardir, "README.md")
+        if os.path.exists(candidate):
+            with open(candidate) as f:
+                readme = candidate if results.BEGIN in f.read() else None
+    if readme:
+        block = results.render_readme_block(args.out, include_quick=args.quick,
+                                            link_prefix=results.link_prefix(args.out, readme))
+        results.update_readme(readme, block)
+        print(f"refreshed the tables of {os.path.normpath(readme)}")
+    failed = [c for c in run_dict["cases"] if c["status"] == "error"]
+    if failed:
+        print(f"{len(failed)} case(s) failed (see the results file)")
+    return 1 if failed else 0

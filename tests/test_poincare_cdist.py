@@ -81,6 +81,40 @@ def test_near_pairs_are_exact(c, device):
 
 
 @pytest.mark.parametrize("c", CURVATURES)
+def test_near_pairs_gradients_are_exact(c, device):
+    """The backward's GEMM form cancels for nearly equal points too (error ~ eps‖x‖/‖x−y‖, with
+    weights ~ 1/‖x−y‖); those pairs take the exact differences. Oracle: autograd through the
+    explicit-difference formula in float64. The far pairs of the same call go through the GEMM."""
+    x = ball_points(30, 24, c, max_frac=0.9, seed=7, device=device)
+    g = torch.Generator().manual_seed(8)
+    offsets = torch.randn(30, 24, generator=g, dtype=torch.float64).to(device) * torch.logspace(
+        -10, -2, 30, dtype=torch.float64
+    ).to(device)[:, None]
+    y = (x + offsets).requires_grad_(True)
+    x = x.clone().requires_grad_(True)
+    weight = torch.randn(30, 30, generator=g, dtype=torch.float64).to(device)
+    got = torch.autograd.grad((poincare_cdist(x, y, c) * weight).sum(), (x, y))
+    want = torch.autograd.grad((exact_distance(x, y, c) * weight).sum(), (x, y))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8 * b.abs().max().item())
+
+
+def test_near_pair_gradient_against_mpmath(device):
+    """A 1-D pair 1e-10 apart near the boundary: the GEMM form alone was 1e-3 off here."""
+    import mpmath
+
+    mpmath.mp.dps = 60
+    xv, yv, c = 9.999899999999554, 9.9999, 0.01
+    x = torch.tensor([[xv]], dtype=torch.float64, device=device)
+    y = torch.tensor([[yv]], dtype=torch.float64, device=device, requires_grad=True)
+    (grad,) = torch.autograd.grad(poincare_cdist(x, y, c).sum(), y)
+    xm, ym, cm = mpmath.mpf(xv), mpmath.mpf(yv), mpmath.mpf(c)
+    dist = lambda t: mpmath.acosh(1 + 2 * cm * (xm - t) ** 2 / ((1 - cm * xm**2) * (1 - cm * t**2))) / mpmath.sqrt(cm)
+    exact = float(mpmath.diff(dist, ym))
+    assert abs(grad.item() - exact) <= 1e-9 * abs(exact)
+
+
+@pytest.mark.parametrize("c", CURVATURES)
 def test_edge_of_ball_float64(c, device):
     """Norms up to (1 - 1e-6)/√c: finite values and gradients, exact to the closed form."""
     x = ball_points(8, 5, c, seed=9, device=device)

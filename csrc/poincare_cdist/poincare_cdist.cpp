@@ -2,16 +2,54 @@
 // Autograd, fake kernel and autocast rules are registered from Python (hyperdml/ops).
 #include "poincare_cdist/poincare_cdist.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <torch/library.h>
 
 namespace hyperdml {
 
+namespace {
+
+// Adds the exact terms of the pairs marked in `near` (left out of the weights by the kernels).
+void add_near_pairs(at::Tensor& grad_x, at::Tensor& grad_y, const at::Tensor& near, const at::Tensor& grad,
+                    const at::Tensor& dist, const at::Tensor& x, const at::Tensor& y, const at::Tensor& alpha,
+                    const at::Tensor& beta, double c) {
+  const at::Tensor pairs = near.nonzero();  // (K, 2)
+  const int64_t K = pairs.size(0), N = near.size(1);
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 22) / std::max<int64_t>(x.size(1), 1));
+  const double sqrt_c = std::sqrt(c);
+  for (int64_t s = 0; s < K; s += chunk) {
+    const at::Tensor part = pairs.slice(0, s, std::min(K, s + chunk));
+    const at::Tensor i = part.select(1, 0), j = part.select(1, 1), flat = i * N + j;
+    const at::Tensor g = grad.reshape(-1).index_select(0, flat), d = dist.reshape(-1).index_select(0, flat);
+    const at::Tensor ai = alpha.index_select(0, i), bj = beta.index_select(0, j);
+    // Same weights as cdist::backward_weights: s = sinh(sqrt(c) d / 2), u = 2 s^2,
+    // sinh(sqrt(c) d) = 2 s sqrt(1 + s^2), A = g 4 sqrt(c) / (alpha beta sinh), 0 at d = 0.
+    const at::Tensor sh = at::sinh(d * (sqrt_c / 2));
+    const at::Tensor u = 2 * sh * sh;
+    const at::Tensor sinh_t = 2 * sh * at::sqrt(1 + sh * sh);
+    const at::Tensor a = at::where(sinh_t > 0, g * (4 * sqrt_c) / (ai * bj * at::where(sinh_t > 0, sinh_t, 1)), 0);
+    const at::Tensor xi = x.index_select(0, i), yj = y.index_select(0, j);
+    const at::Tensor diff = xi - yj;
+    grad_x.index_add_(0, i, a.unsqueeze(1) * (diff + (u * bj * 0.5).unsqueeze(1) * xi));
+    grad_y.index_add_(0, j, a.unsqueeze(1) * ((u * ai * 0.5).unsqueeze(1) * yj - diff));
+  }
+}
+
+}  // namespace
+
 std::tuple<at::Tensor, at::Tensor> cdist_gradients(const at::Tensor& row, const at::Tensor& col,
-                                                   const at::Tensor& weights, const at::Tensor& x,
-                                                   const at::Tensor& y) {
+                                                   const at::Tensor& weights, const at::Tensor& near,
+                                                   const at::Tensor& grad, const at::Tensor& dist,
+                                                   const at::Tensor& x, const at::Tensor& y,
+                                                   const at::Tensor& alpha, const at::Tensor& beta, double c) {
   // grad_x = diag(row) x - W y and grad_y = diag(col) y - W^T x, each one GEMM that accumulates
   // into the diagonal term (addmm with beta = 1, alpha = -1), so no separate subtraction pass.
-  return {at::addmm(row.unsqueeze(1) * x, weights, y, 1, -1), at::addmm(col.unsqueeze(1) * y, weights.t(), x, 1, -1)};
+  at::Tensor grad_x = at::addmm(row.unsqueeze(1) * x, weights, y, 1, -1);
+  at::Tensor grad_y = at::addmm(col.unsqueeze(1) * y, weights.t(), x, 1, -1);
+  if (near.defined()) add_near_pairs(grad_x, grad_y, near, grad, dist, x, y, alpha, beta, c);
+  return {grad_x, grad_y};
 }
 
 }  // namespace hyperdml

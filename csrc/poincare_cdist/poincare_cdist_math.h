@@ -28,6 +28,13 @@ HYPERDML_HD T exact_sqdist(const T* x, const T* y, int64_t dim) {
   return acc;
 }
 
+// The backward's test for the same cancellation, from u and alpha, beta instead of the norms:
+// ||x - y||^2 = u alpha beta / (2c) < kNearRatio (||x||^2 + ||y||^2) = kNearRatio (2 - alpha - beta) / c.
+template <typename T>
+HYPERDML_HD bool is_near(T u, T alpha, T beta) {
+  return u * alpha * beta * T(0.5) < T(kNearRatio) * (T(2) - alpha - beta);
+}
+
 // arccosh(1 + u) / sqrt(c) written as log1p(u + sqrt(u (u + 2))): exact for small u.
 template <typename T>
 HYPERDML_HD T distance_from_u(T u, T inv_sqrt_c) {

@@ -49,15 +49,25 @@ def _cdist_weights(grad, x, y, dist, c):
 
 
 def poincare_cdist_backward_reference(grad, x, y, dist, c: float = 1.0):
-    """Closed-form backward of :func:`poincare_cdist_reference` in the GEMM form.
+    """Closed-form backward of :func:`poincare_cdist_reference` (GEMM form, exact for near pairs).
 
     ``grad (B, N)``, ``dist (B, N)`` the forward output → ``(grad_x (B, D), grad_y (N, D))``.
     """
     a, u, alpha, beta = _cdist_weights(grad, x, y, dist, c)
-    row = (a * (1 + u * beta[None, :] / 2)).sum(1)
-    col = (a * (1 + u * alpha[:, None] / 2)).sum(0)
-    grad_x = row[:, None] * x - a @ y
-    grad_y = col[:, None] * y - a.t() @ x
+    # The GEMM form cancels for nearly equal points (error ~ eps·‖x‖/‖x−y‖): those pairs (same
+    # test as the kernels, ‖x−y‖² < (‖x‖² + ‖y‖²)/64) take the exact differences instead.
+    near = u * alpha[:, None] * beta[None, :] / 2 < (2 - alpha[:, None] - beta[None, :]) / 64
+    a_far = torch.where(near, torch.zeros_like(a), a)
+    row = (a_far * (1 + u * beta[None, :] / 2)).sum(1)
+    col = (a_far * (1 + u * alpha[:, None] / 2)).sum(0)
+    grad_x = row[:, None] * x - a_far @ y
+    grad_y = col[:, None] * y - a_far.t() @ x
+    i, j = near.nonzero(as_tuple=True)
+    if i.numel():
+        an, un = a[i, j][:, None], u[i, j][:, None]
+        diff = x[i] - y[j]
+        grad_x = grad_x.index_add(0, i, an * (diff + un * beta[j][:, None] / 2 * x[i]))
+        grad_y = grad_y.index_add(0, j, an * (un * alpha[i][:, None] / 2 * y[j] - diff))
     return grad_x, grad_y
 
 

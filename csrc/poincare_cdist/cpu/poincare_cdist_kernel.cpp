@@ -7,6 +7,7 @@
 #include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
+#include <atomic>
 #include <vector>
 
 #include "common.h"
@@ -80,6 +81,8 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
   const at::Tensor beta = 1 - c * (y * y).sum(1);
   const at::Tensor inv_beta = beta.reciprocal();
   at::Tensor weights = at::empty({B, N}, x.options());  // A_ij
+  at::Tensor near = at::zeros({B, N}, x.options().dtype(at::kBool));  // pairs left to cdist_gradients
+  std::atomic<bool> any_near{false};
   at::Tensor row_coef = at::empty({B}, x.options());
   const int threads = at::get_num_threads();
   at::Tensor col_parts = at::zeros({threads, N}, x.options());
@@ -94,14 +97,17 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
       T* wp = weights.data_ptr<T>();
       T* rp = row_coef.data_ptr<T>();
       T* cp = col_parts.data_ptr<T>();
+      bool* np = near.data_ptr<bool>();
       const T sqrt_c = static_cast<T>(std::sqrt(c));
       using Vec = at::vec::Vectorized<T>;
       const int64_t W = Vec::size();
+      const int all_lanes = (1 << W) - 1;  // zero_mask() when no lane of a comparison holds
       const Vec zero(T(0)), one(T(1)), two(T(2)), half(T(0.5)), half_sqrt_c(sqrt_c / T(2));
+      const Vec vnear(static_cast<T>(cdist::kNearRatio));
       at::parallel_for(0, B, grain_rows(N), [&](int64_t begin, int64_t end) {
         T* col = cp + at::get_thread_num() * N;
         for (int64_t i = begin; i < end; ++i) {
-          const Vec k_i(T(4) * sqrt_c / ap[i]), half_alpha(ap[i] / T(2));
+          const Vec k_i(T(4) * sqrt_c / ap[i]), half_alpha(ap[i] / T(2)), two_minus_alpha(T(2) - ap[i]);
           Vec row_sum(T(0));
           for (int64_t j0 = 0; j0 < N; j0 += W) {
             const int64_t n = std::min(W, N - j0);
@@ -119,6 +125,19 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
             Vec a = Vec::loadu(gp + i * N + j0, n) * k_i * Vec::loadu(ibp + j0, n) / sinh_t;
             a = Vec::blendv(zero, a, sinh_t > zero);
             if (n < W) a = Vec::set(zero, a, n);  // lanes past the row end must add nothing
+            // Nearly equal pairs (cdist::is_near) leave the GEMM form; cdist_gradients adds them exactly.
+            if ((u * beta * half_alpha < vnear * (two_minus_alpha - beta)).zero_mask() != all_lanes) {
+              T lanes_a[Vec::size()], lanes_u[Vec::size()];
+              a.store(lanes_a);
+              u.store(lanes_u);
+              for (int64_t k = 0; k < n; ++k)
+                if (cdist::is_near(lanes_u[k], ap[i], bp[j0 + k])) {
+                  np[i * N + j0 + k] = true;
+                  lanes_a[k] = T(0);
+                  any_near.store(true, std::memory_order_relaxed);
+                }
+              a = Vec::loadu(lanes_a);
+            }
             a.store(wp + i * N + j0, n);
             row_sum = row_sum + a * (one + u * beta * half);
             (Vec::loadu(col + j0, n) + a * (one + u * half_alpha)).store(col + j0, n);
@@ -132,7 +151,9 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
       });
     });
   }
-  return cdist_gradients(row_coef, col_parts.sum(0), weights, x, y);
+  // An undefined `near` tells cdist_gradients there is no near pair to add (no scan of the mask).
+  return cdist_gradients(row_coef, col_parts.sum(0), weights, any_near.load() ? near : at::Tensor(), grad, dist, x,
+                         y, alpha, beta, c);
 }
 
 }  // namespace

@@ -31,17 +31,22 @@ __global__ void distance_kernel(T* __restrict__ out, const T* __restrict__ x, co
   }
 }
 
+// Nearly equal pairs (cdist::is_near) get weight 0 and a mark in `near`; cdist_gradients adds
+// their exact terms.
 template <typename T>
-__global__ void weights_kernel(T* __restrict__ weights, T* __restrict__ weights_u, const T* __restrict__ grad,
-                               const T* __restrict__ dist, const T* __restrict__ alpha,
-                               const T* __restrict__ beta, int64_t B, int64_t N, T sqrt_c) {
+__global__ void weights_kernel(T* __restrict__ weights, T* __restrict__ weights_u, bool* __restrict__ near,
+                               const T* __restrict__ grad, const T* __restrict__ dist,
+                               const T* __restrict__ alpha, const T* __restrict__ beta, int64_t B, int64_t N,
+                               T sqrt_c) {
   for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < B * N;
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i = idx / N, j = idx % N;
     T a, u;
     cdist::backward_weights(grad[idx], dist[idx], alpha[i], beta[j], sqrt_c, &a, &u);
-    weights[idx] = a;
-    weights_u[idx] = a * u;
+    const bool is_near = cdist::is_near(u, alpha[i], beta[j]);
+    near[idx] = is_near;
+    weights[idx] = is_near ? T(0) : a;
+    weights_u[idx] = is_near ? T(0) : a * u;
   }
 }
 
@@ -76,11 +81,12 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cuda(const at::Tensor
   const at::Tensor alpha = 1 - c * (x * x).sum(1), beta = 1 - c * (y * y).sum(1);
   at::Tensor weights = at::empty({B, N}, x.options());    // A_ij
   at::Tensor weights_u = at::empty({B, N}, x.options());  // A_ij u_ij
+  at::Tensor near = at::empty({B, N}, x.options().dtype(at::kBool));
   if (B > 0 && N > 0) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "poincare_cdist_backward_cuda", [&] {
       using T = scalar_t;
       weights_kernel<T><<<blocks_for(B * N, kThreads), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-          weights.data_ptr<T>(), weights_u.data_ptr<T>(), grad.data_ptr<T>(), dist.data_ptr<T>(),
+          weights.data_ptr<T>(), weights_u.data_ptr<T>(), near.data_ptr<bool>(), grad.data_ptr<T>(), dist.data_ptr<T>(),
           alpha.data_ptr<T>(), beta.data_ptr<T>(), B, N, static_cast<T>(std::sqrt(c)));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
@@ -88,7 +94,7 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cuda(const at::Tensor
   // row_i = sum_j A_ij (1 + u_ij beta_j / 2), col_j = sum_i A_ij (1 + u_ij alpha_i / 2).
   const at::Tensor row = weights.sum(1) + 0.5 * at::mv(weights_u, beta);
   const at::Tensor col = weights.sum(0) + 0.5 * at::mv(weights_u.t(), alpha);
-  return cdist_gradients(row, col, weights, x, y);
+  return cdist_gradients(row, col, weights, near, grad, dist, x, y, alpha, beta, c);
 }
 
 }  // namespace

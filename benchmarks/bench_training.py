@@ -5,11 +5,11 @@ and HPL+Proxy-Anchor with the same network (the small CNN), data (the embedded s
 hierarchy: 16 training classes, 16 unseen test classes), optimiser and schedule, over 3 seeds,
 and reports Recall@1 and MAP@R on the test classes as mean ± std over the seeds.
 
-    python benchmarks/bench_training.py            # the full table (see --help for the run time)
+    python benchmarks/bench_training.py            # the full table (~10 min on one quiet core)
     python benchmarks/bench_training.py --quick    # a smoke run: 2 epochs, 16×16 images
 
 Appends a section to ``benchmarks/results/training_cpu.md`` and a record to
-``training_cpu.jsonl`` (``--quick``: ``training_cpu_quick.*``), and prints the Markdown for the
+``training_cpu.jsonl`` (``--quick``: ``training_cpu-quick.*``, git-ignored), and prints the Markdown for the
 training section of ``benchmarks/README.md``.
 """
 
@@ -39,8 +39,8 @@ METHODS = {
     "HPL+PA": ("hpl+proxy_anchor", lambda e: {"levels": [4], "recluster_every": max(1, e // 4)}),
 }
 
-#: shared settings (the demo's optimiser and sizes)
-COMMON = {"dataset": "synthetic", "arch": "small_cnn", "embedding_size": 64, "hyperbolic_size": 64,
+#: shared settings (the demo's optimiser and sizes: Euclidean heads 128-d, hyperbolic heads 32-d)
+COMMON = {"dataset": "synthetic", "arch": "small_cnn", "embedding_size": 128, "hyperbolic_size": 32,
           "batch_size": 64, "samples_per_class": 4, "lr": 2e-3, "proxy_lr_mult": 10.0, "warmup_epochs": 1.0,
           "eval_every": 0, "device": "cpu", "quiet": True}
 
@@ -82,13 +82,14 @@ def markdown(rows, header, title, note) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="Full run: about 5 methods × 3 seeds × 12 epochs; ~10 min on a quiet "
-                                            "2-core CPU (2 threads). --quick: ~1-2 min.")
+                                     epilog="Full run: 5 methods × 3 seeds × 20 epochs, about 10 min on one quiet "
+                                            "CPU core. --quick: under a minute.")
     parser.add_argument("--quick", action="store_true", help="2 epochs, 16×16 images (a smoke run)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 12, quick 2)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 20, quick 2)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (1: fastest for these small tensors on a shared machine)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"), help="results folder")
     parser.add_argument("--keep-runs", default=None, metavar="DIR", help="keep each run's folder under DIR")
     args = parser.parse_args(argv)
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    epochs = args.epochs or (2 if args.quick else 12)
+    epochs = args.epochs or (2 if args.quick else 20)
     image_size = 16 if args.quick else 32
     runs_dir = args.keep_runs or tempfile.mkdtemp(prefix="hyperdml-bench-training-")
     results: dict[str, list[dict]] = {}
@@ -111,18 +112,19 @@ def main(argv=None) -> int:
     total = time.perf_counter() - t_all
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    device = f"{platform.machine()} CPU, {args.threads} threads"
+    device = f"{platform.machine()} CPU, {args.threads} thread{'s' if args.threads > 1 else ''}"
     header = ["method", "head", "R@1 (%)", "MAP@R (%)", "s / run"]
     rows = table(results)
     title = f"Training on the synthetic hierarchy, {device} ({date}, torch {torch.__version__})"
     note = (f"Small CNN, {epochs} epochs, batch {COMMON['batch_size']} ({COMMON['samples_per_class']} per class), "
-            f"{image_size}×{image_size} images, embeddings {COMMON['embedding_size']}-d, RiemannianAdam lr "
+            f"{image_size}×{image_size} images, Euclidean heads {COMMON['embedding_size']}-d, hyperbolic heads "
+            f"{COMMON['hyperbolic_size']}-d (c = 0.1, clip 2.3), RiemannianAdam lr "
             f"{COMMON['lr']:g} (proxies ×{COMMON['proxy_lr_mult']:g}), warm-up + cosine; mean ± std over seeds "
             f"{', '.join(map(str, args.seeds))}; test: 16 classes unseen in training (1280 images). Euclidean heads "
             f"ranked by cosine, hyperbolic heads by Poincaré distance. Total {total / 60:.1f} min. "
             f"Command: `python benchmarks/bench_training.py{' --quick' if args.quick else ''}`.")
     text = markdown(rows, header, title, note)
-    stem = "training_cpu_quick" if args.quick else "training_cpu"
+    stem = "training_cpu-quick" if args.quick else "training_cpu"
     results_dir = Path(args.results)
     results_dir.mkdir(parents=True, exist_ok=True)
     with open(results_dir / f"{stem}.md", "a", encoding="utf-8") as f:

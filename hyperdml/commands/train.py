@@ -1,0 +1,91 @@
+"""``hyperdml train``: train an embedding model with a proxy loss (one process or torchrun/DDP)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train an embedding model with any proxy loss (checkpoints, log.jsonl, metrics.json)"
+DESCRIPTION = """Train a backbone + embedding head(s) with a proxy loss, evaluate on the test
+classes after each epoch and write <out>/last.pt (checkpoint), <out>/log.jsonl,
+<out>/metrics.json and <out>/config.json. Several processes: torchrun --nproc_per_node N -m
+hyperdml train ... (DDP; --batch-size is the global batch). Loss names: proxy_anchor, proxy_nca,
+soft_triple, hyp_proxy_anchor, hyp_proxy_nca, hyp_soft_triple, chest, and the wrappers
+cp+NAME, hpl+NAME; loss parameters with repeated --loss-arg key=value."""
+
+_S = argparse.SUPPRESS
+
+
+def _none_or(cast):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null", "off") else cast(text)
+    parse.__name__ = cast.__name__
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``hyperdml train`` (defaults come from ``hyperdml.train.config.DEFAULTS``).
+
+    Options not given on the command line are left out of the namespace (``SUPPRESS``), so that
+    ``--resume`` can tell the options a user changed from the checkpoint's.
+    """
+    from hyperdml.train.config import DATASETS, DEFAULTS
+
+    def add(*flags, key=None, help="", **kw):
+        key = key or flags[0].lstrip("-").replace("-", "_")
+        default = DEFAULTS.get(key)
+        shown = "" if kw.get("action") == "store_true" else f" (default: {default})"
+        parser.add_argument(*flags, dest=key, default=_S, help=help + shown, **kw)
+
+    data = parser.add_argument_group("data")
+    add("--dataset", choices=DATASETS, help="data set")
+    add("--data-root", metavar="DIR", help="folder of cub/cars/sop/inshop in its published layout")
+    add("--data-seed", type=int, help="seed of the synthetic images and of the label noise")
+    add("--image-size", type=_none_or(int), metavar="S", help="image side given to the model (None: the data set's)")
+    add("--label-noise", type=float, metavar="RATE", help="symmetric noise rate on the training labels")
+    add("--workers", type=int, help="DataLoader worker processes")
+    model = parser.add_argument_group("model")
+    add("--arch", choices=("auto", "small_cnn", "resnet18", "resnet50"),
+        help="backbone (auto: small_cnn for synthetic/digits, resnet50 otherwise)")
+    add("--weights", metavar="FILE", help="local file of pretrained backbone weights (nothing downloads)")
+    add("--head", choices=("auto", "euclidean", "hyperbolic", "dual"), help="embedding head(s) (auto: from the loss)")
+    add("--embedding-size", type=int, metavar="D", help="Euclidean head size")
+    add("--hyperbolic-size", type=_none_or(int), metavar="D", help="hyperbolic head size (None: --embedding-size)")
+    add("--c", type=float, help="curvature of the Poincaré ball")
+    add("--clip-r", type=_none_or(float), help="feature clipping radius before expmap0 (none: off)")
+    loss = parser.add_argument_group("loss")
+    add("--loss", metavar="NAME", help="loss name (see above)")
+    parser.add_argument("--loss-arg", dest="loss_args", action="append", default=_S, metavar="KEY=VALUE",
+                        help="a loss parameter, repeatable (e.g. margin=0.1, lambda_hc=0.5, cp.queue_size=30)")
+    opt = parser.add_argument_group("optimisation")
+    add("--epochs", type=int, help="epochs")
+    add("--batch-size", type=int, help="global batch size (a multiple of --samples-per-class)")
+    add("--samples-per-class", type=int, help="images per class in a batch")
+    add("--lr", type=float, help="base learning rate (None: 1e-3 small_cnn, 1e-4 resnets)")
+    add("--proxy-lr-mult", type=float, help="proxies' learning rate = lr × this")
+    add("--head-lr-mult", type=float, help="heads' learning rate = lr × this")
+    add("--weight-decay", type=float, help="weight decay of backbone and heads")
+    add("--adam-eps", type=float, help="RiemannianAdam's eps")
+    add("--warmup-epochs", type=float, help="linear warm-up length in epochs")
+    add("--schedule", choices=("cosine", "step", "constant"), help="learning-rate schedule after the warm-up")
+    add("--grad-clip", type=_none_or(float), metavar="NORM", help="clip the global gradient norm")
+    add("--amp", choices=("none", "bf16", "fp16"), help="autocast dtype of the network (losses stay float32)")
+    run = parser.add_argument_group("run")
+    add("--out", metavar="DIR", help="output folder")
+    add("--device", help="auto, cpu, cuda or cuda:N")
+    add("--seed", type=int, help="seed of initialisation and batch sampling")
+    add("--resume", metavar="CKPT", help="continue from a checkpoint file or a run folder (its last.pt)")
+    add("--eval-every", type=int, metavar="N", help="evaluate every N epochs (0: only at the end)")
+    add("--max-steps", type=_none_or(int), metavar="N", help="stop after N optimiser steps in total")
+    add("--log-every", type=int, metavar="N", help="steps between log.jsonl step records")
+    add("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+
+
+def run(args) -> int:
+    from hyperdml.train.evaluate import format_metrics_table
+    from hyperdml.train.trainer import train
+
+    config = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "command"}
+    heads = train(config)
+    if heads and not config.get("quiet"):
+        print(format_metrics_table(heads))
+    return 0

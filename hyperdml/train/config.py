@@ -1,0 +1,167 @@
+"""Training configuration: a plain JSON-able dict, its defaults and its validation.
+
+:data:`DEFAULTS` lists every key ``hyperdml train`` knows (the CLI flags, ``-`` → ``_``).
+:func:`resolve_config` fills the defaults, resolves the ``"auto"`` values (architecture, head,
+learning rate, device) and checks that the values fit together, raising
+:class:`~hyperdml.errors.ConfigError` with a message naming the option. The resolved dict is
+what a checkpoint stores under ``"config"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+from hyperdml.errors import ConfigError
+
+__all__ = ["DEFAULTS", "DATASETS", "SMALL_DATASETS", "resolve_config"]
+
+DATASETS = ("synthetic", "digits", "cub", "cars", "sop", "inshop")
+SMALL_DATASETS = ("synthetic", "digits")
+
+DEFAULTS: dict[str, Any] = {
+    # data
+    "dataset": "synthetic",
+    "data_root": None,
+    "data_seed": 0,          # seed of the synthetic data / label noise, kept apart from --seed
+    "image_size": None,      # None: the data set's default
+    "label_noise": 0.0,
+    # model
+    "arch": "auto",          # small_cnn for synthetic/digits, resnet50 otherwise
+    "weights": None,         # local file of pretrained backbone weights
+    "head": "auto",          # from the loss: euclidean, hyperbolic or dual (chest)
+    "embedding_size": 128,
+    "hyperbolic_size": None,  # None: embedding_size
+    "c": 0.1,
+    "clip_r": 2.3,
+    # loss
+    "loss": "proxy_anchor",
+    "loss_args": {},
+    # optimisation
+    "epochs": 10,
+    "batch_size": 64,        # the global batch (split over processes under torchrun)
+    "samples_per_class": 4,
+    "lr": None,              # None: 1e-3 for small_cnn, 1e-4 for the ResNets
+    "proxy_lr_mult": 100.0,
+    "head_lr_mult": 1.0,
+    "weight_decay": 1e-4,
+    "adam_eps": 1e-8,        # RiemannianAdam's eps (a very large eps makes the steps ≈ SGD: lr/eps · momentum)
+    "warmup_epochs": 1.0,
+    "schedule": "cosine",    # cosine | step | constant (after the warm-up)
+    "step_every": 10,        # epochs between ×0.5 steps of the "step" schedule
+    "min_lr_mult": 0.01,     # floor of the cosine schedule, as a fraction of each group's lr
+    "grad_clip": None,       # max global gradient norm; None: no clipping
+    "amp": "none",           # none | bf16 | fp16 (fp16 only on CUDA, with a GradScaler)
+    # run
+    "out": "runs/train",
+    "device": "auto",        # auto: cuda (this process's GPU under torchrun) if available, else cpu
+    "seed": 0,
+    "eval_every": 1,         # epochs between evaluations (0: only at the end)
+    "eval_batch_size": 256,
+    "workers": 0,
+    "max_steps": None,       # stop after this many optimiser steps in total (tests, smoke runs)
+    "log_every": 1,          # steps between "step" records in log.jsonl
+    "quiet": False,
+    "deterministic": True,   # torch.use_deterministic_algorithms (warn_only) on every device
+    # filled by the trainer from the data set (stored in checkpoints; leave them None)
+    "in_channels": None,
+    "num_classes": None,
+}
+
+_POSITIVE_INT = ("epochs", "batch_size", "samples_per_class", "embedding_size", "eval_batch_size", "log_every",
+                 "step_every")
+_NONNEG_FLOAT = ("proxy_lr_mult", "head_lr_mult", "weight_decay", "warmup_epochs", "adam_eps")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def resolve_config(config: dict | None = None, **overrides) -> dict:
+    """``DEFAULTS`` updated with ``config`` and ``overrides``, ``"auto"`` values resolved, checked.
+
+    Returns a new dict (JSON-able). Raises ``ConfigError`` for unknown keys, values of the wrong
+    kind or out of range, and combinations that do not fit (a head that the loss cannot use,
+    ``fp16`` on the CPU, a batch that is not a multiple of ``samples_per_class``, a data set
+    that needs ``data_root`` without one, ...).
+    """
+    from hyperdml.train.losses import loss_head, parse_loss_args
+
+    cfg = copy.deepcopy(DEFAULTS)
+    given = dict(config or {})
+    given.update(overrides)
+    unknown = sorted(set(given) - set(DEFAULTS) - {"resume"})
+    if unknown:
+        raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+    given.pop("resume", None)
+    cfg.update(copy.deepcopy(given))
+
+    if cfg["dataset"] not in DATASETS:
+        raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {cfg['dataset']!r}")
+    if cfg["dataset"] not in SMALL_DATASETS and not cfg["data_root"]:
+        raise ConfigError(f"--dataset {cfg['dataset']} reads a local folder: give it with --data-root DIR")
+    for key in _POSITIVE_INT:
+        if not _is_int(cfg[key]) or cfg[key] < 1:
+            raise ConfigError(f"--{key.replace('_', '-')} must be a positive integer, got {cfg[key]!r}")
+    for key in _NONNEG_FLOAT:
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ConfigError(f"--{key.replace('_', '-')} must be a finite number >= 0, got {v!r}")
+        cfg[key] = float(v)
+    if cfg["hyperbolic_size"] is not None and (not _is_int(cfg["hyperbolic_size"]) or cfg["hyperbolic_size"] < 1):
+        raise ConfigError(f"--hyperbolic-size must be a positive integer, got {cfg['hyperbolic_size']!r}")
+    if not (isinstance(cfg["c"], (int, float)) and math.isfinite(cfg["c"]) and cfg["c"] > 0):
+        raise ConfigError(f"--c (curvature) must be a finite number > 0, got {cfg['c']!r}")
+    cfg["c"] = float(cfg["c"])
+    if cfg["clip_r"] is not None:
+        if not (isinstance(cfg["clip_r"], (int, float)) and cfg["clip_r"] > 0):
+            raise ConfigError(f"--clip-r must be > 0 (or none), got {cfg['clip_r']!r}")
+        cfg["clip_r"] = float(cfg["clip_r"])
+    if not (0.0 <= float(cfg["label_noise"]) < 1.0):
+        raise ConfigError(f"--label-noise must lie in [0, 1), got {cfg['label_noise']!r}")
+    if cfg["batch_size"] % cfg["samples_per_class"]:
+        raise ConfigError(
+            f"--batch-size {cfg['batch_size']} must be a multiple of --samples-per-class {cfg['samples_per_class']}"
+        )
+    if cfg["grad_clip"] is not None and not (isinstance(cfg["grad_clip"], (int, float)) and cfg["grad_clip"] > 0):
+        raise ConfigError(f"--grad-clip must be > 0, got {cfg['grad_clip']!r}")
+    if cfg["max_steps"] is not None and (not _is_int(cfg["max_steps"]) or cfg["max_steps"] < 1):
+        raise ConfigError(f"--max-steps must be a positive integer, got {cfg['max_steps']!r}")
+    if not _is_int(cfg["eval_every"]) or cfg["eval_every"] < 0:
+        raise ConfigError(f"--eval-every must be an integer >= 0, got {cfg['eval_every']!r}")
+    if not _is_int(cfg["workers"]) or cfg["workers"] < 0:
+        raise ConfigError(f"--workers must be an integer >= 0, got {cfg['workers']!r}")
+    if cfg["schedule"] not in ("cosine", "step", "constant"):
+        raise ConfigError(f"--schedule must be cosine, step or constant, got {cfg['schedule']!r}")
+    if not (0.0 <= float(cfg["min_lr_mult"]) <= 1.0):
+        raise ConfigError(f"min_lr_mult must lie in [0, 1], got {cfg['min_lr_mult']!r}")
+    amp = {"off": "none", "no": "none", "false": "none", "bfloat16": "bf16", "float16": "fp16"}.get(
+        str(cfg["amp"]).lower(), str(cfg["amp"]).lower())
+    if amp not in ("none", "bf16", "fp16"):
+        raise ConfigError(f"--amp must be none, bf16 or fp16, got {cfg['amp']!r}")
+    cfg["amp"] = amp
+
+    if cfg["arch"] == "auto":
+        cfg["arch"] = "small_cnn" if cfg["dataset"] in SMALL_DATASETS else "resnet50"
+    if cfg["arch"] not in ("small_cnn", "resnet18", "resnet50"):
+        raise ConfigError(f"--arch must be small_cnn, resnet18 or resnet50, got {cfg['arch']!r}")
+    needed = loss_head(cfg["loss"])  # ConfigError for an unknown loss
+    if cfg["head"] == "auto":
+        cfg["head"] = needed
+    if cfg["head"] != needed:
+        raise ConfigError(f"--loss {cfg['loss']} needs --head {needed} (got --head {cfg['head']})")
+    if cfg["lr"] is None:
+        cfg["lr"] = 1e-3 if cfg["arch"] == "small_cnn" else 1e-4
+    if isinstance(cfg["lr"], bool) or not isinstance(cfg["lr"], (int, float)) or not cfg["lr"] > 0:
+        raise ConfigError(f"--lr must be > 0, got {cfg['lr']!r}")
+    cfg["lr"] = float(cfg["lr"])
+    args = cfg["loss_args"]
+    if isinstance(args, (list, tuple)):
+        args = parse_loss_args(cfg["loss"], list(args))
+    elif isinstance(args, dict):
+        args = parse_loss_args(cfg["loss"], args)
+    else:
+        raise ConfigError(f"loss_args must be a dict or a list of key=value strings, got {type(args).__name__}")
+    cfg["loss_args"] = {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}
+    return cfg

@@ -51,6 +51,16 @@ def _cpu_capability_flags() -> list[str]:
     return []
 
 
+def _sanitize_flags() -> list[str]:
+    """``HYPERDML_SANITIZE=1``: AddressSanitizer + UndefinedBehaviorSanitizer for the C++ (CPU)
+    code, compile and link flags (built at -O1 for usable reports). The result must be loaded with
+    libasan preloaded, see tools/sanitize_test.sh; CUDA code is not instrumented (use
+    compute-sanitizer for it)."""
+    if os.environ.get("HYPERDML_SANITIZE", "").strip() != "1":
+        return []
+    return ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+
+
 def _extensions():
     with_cuda = _want_cuda()
     if with_cuda and "TORCH_CUDA_ARCH_LIST" not in os.environ:
@@ -65,8 +75,10 @@ def _extensions():
     sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "*.cpp")))
     sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cpu", "*.cpp")))
     openmp = ["-fopenmp"]
-    compile_args = {"cxx": ["-O3", *openmp, *_cpu_capability_flags()]}
-    options = dict(include_dirs=[os.path.join(ROOT, "csrc")], extra_link_args=openmp)
+    sanitize = _sanitize_flags()
+    optimize = ["-O1"] if sanitize else ["-O3"]
+    compile_args = {"cxx": [*optimize, *openmp, *_cpu_capability_flags(), *sanitize]}
+    options = dict(include_dirs=[os.path.join(ROOT, "csrc")], extra_link_args=[*openmp, *sanitize])
     if not with_cuda:
         return [CppExtension("hyperdml._C", sources, extra_compile_args=compile_args, **options)]
     sources += rel(glob.glob(os.path.join(ROOT, "csrc", "*", "cuda", "*.cu")))

@@ -8,6 +8,8 @@ for exact hyperbolic kNN through an inner product.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # geoopt imports torch.jit.script at import time and warns about it on new torch releases.
@@ -23,21 +25,27 @@ __all__ = ["ball", "expmap0", "logmap0", "project", "clip_features", "to_ball", 
 BALL_EPS = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
+def _check_c(c: float) -> float:
+    """``c`` as a float; ``ValueError`` unless it is a finite number > 0."""
+    c = float(c)
+    if not (c > 0 and math.isfinite(c)):
+        raise ValueError(f"curvature c must be a finite number > 0, got {c}")
+    return c
+
+
 def ball(c: float = 1.0) -> geoopt.PoincareBall:
     """geoopt's Poincaré ball of curvature −c (``c > 0``).
 
     The curvature is stored in float64: geoopt would keep a Python float as float32, which puts
     float64 maths off by ~1e-8 relative at c = 0.1. float32 inputs still compute in float32.
     """
-    if not c > 0:
-        raise ValueError(f"curvature c must be > 0, got {c}")
-    return geoopt.PoincareBall(c=torch.tensor(float(c), dtype=torch.float64))
+    return geoopt.PoincareBall(c=torch.tensor(_check_c(c), dtype=torch.float64))
 
 
 def project(x: torch.Tensor, c: float = 1.0) -> torch.Tensor:
     """Rescale rows of ``x (..., D)`` that reach past ``(1 − eps)/√c`` back inside the ball."""
     eps = BALL_EPS.get(x.dtype, 1e-5)
-    max_norm = (1 - eps) / c**0.5
+    max_norm = (1 - eps) / _check_c(c) ** 0.5
     norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-15)
     return torch.where(norm > max_norm, x / norm * max_norm, x)
 
@@ -60,6 +68,8 @@ def clip_features(v: torch.Tensor, clip_r: float | None = 2.3) -> torch.Tensor:
     """
     if clip_r is None:
         return v
+    if not (clip_r > 0 and math.isfinite(clip_r)):
+        raise ValueError(f"clip_r must be a finite number > 0 or None, got {clip_r}")
     norm = v.norm(dim=-1, keepdim=True).clamp_min(1e-15)
     return v * torch.clamp(clip_r / norm, max=1.0)
 
@@ -75,6 +85,10 @@ def to_lorentz(x: torch.Tensor, c: float = 1.0) -> torch.Tensor:
     ``(x0, x_1..D) = ((1 + c‖x‖²), 2x√c) / (√c (1 − c‖x‖²))``, so that
     ``d_c(x, y) = arccosh(−c⟨X, Y⟩_L) / √c`` with the Lorentz product ``⟨X, Y⟩_L = −X0Y0 + Σ XiYi``.
     """
+    c = _check_c(c)
     sq = c * x.pow(2).sum(-1, keepdim=True)
+    if x.numel() and not bool((sq < 1).all()):
+        bad = "NaN" if bool(torch.isnan(sq).any()) else "a point on or outside the boundary of the ball"
+        raise ValueError(f"to_lorentz: x contains {bad} (curvature -{c}: norms must be < 1/sqrt(c))")
     denom = (1 - sq) * c**0.5
     return torch.cat([(1 + sq) / denom, 2 * c**0.5 * x / denom], dim=-1)

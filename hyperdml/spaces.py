@@ -137,14 +137,16 @@ class PoincareSpace(Space):
         c = float(c)
         if not (c > 0 and math.isfinite(c)):
             raise ValueError(f"curvature c must be a finite number > 0, got {c}")
-        if clip_r is not None and not clip_r > 0:
-            raise ValueError(f"clip_r must be > 0 or None, got {clip_r}")
+        if clip_r is not None and not (clip_r > 0 and math.isfinite(clip_r)):
+            raise ValueError(f"clip_r must be a finite number > 0 or None, got {clip_r}")
         if proxy_param not in ("manifold", "tangent"):
             raise ValueError(f"proxy_param must be 'manifold' or 'tangent', got {proxy_param!r}")
         if sim_scale is None:
             sim_scale = 1.0 / (2.0 * (clip_r if clip_r is not None else 2.3))
-        if not sim_scale > 0:
-            raise ValueError(f"sim_scale must be > 0, got {sim_scale}")
+        if not (sim_scale > 0 and math.isfinite(sim_scale)):
+            raise ValueError(f"sim_scale must be a finite number > 0, got {sim_scale}")
+        if not math.isfinite(sim_offset):
+            raise ValueError(f"sim_offset must be a finite number, got {sim_offset}")
         self.c, self.clip_r, self.proxy_param = c, (None if clip_r is None else float(clip_r)), proxy_param
         self.sim_scale, self.sim_offset = float(sim_scale), float(sim_offset)
         self.manifold = geometry.ball(c)

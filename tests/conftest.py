@@ -38,3 +38,21 @@ def ball_points(n, d, c=1.0, max_frac=0.95, dtype=torch.float64, seed=0, device=
     direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
     radius = torch.rand(n, 1, generator=g, dtype=torch.float64) * max_frac / c**0.5
     return (direction * radius).to(dtype=dtype, device=device)
+
+
+# Hypothesis profiles for the property tests (tests/test_property_*.py): "default" keeps a quick
+# run fast; "ci" runs >= 1000 examples per op test (the @pytest.mark.slow ones pin that profile).
+# HYPERDML_HYPOTHESIS_PROFILE picks the profile of the other property tests.
+try:
+    import os as _os
+
+    from hypothesis import HealthCheck as _HealthCheck
+    from hypothesis import settings as _settings
+
+    _common = dict(deadline=None, suppress_health_check=[_HealthCheck.too_slow, _HealthCheck.data_too_large],
+                   derandomize=False, print_blob=True, database=None)
+    _settings.register_profile("default", max_examples=25, **_common)
+    _settings.register_profile("ci", max_examples=1000, **_common)
+    _settings.load_profile(_os.environ.get("HYPERDML_HYPOTHESIS_PROFILE", "default"))
+except ImportError:  # hypothesis is a test requirement; the property tests skip without it
+    pass

@@ -49,6 +49,8 @@ def build_datasets(name: str, root: str | None = None, *, image_size: int | None
     """
     import importlib
 
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        raise ValueError(f"image_size must be a positive int (pixels per side) or None, got {image_size!r}")
     if name == "synthetic":
         from hyperdml.data.synthetic import make_synthetic
 

@@ -12,6 +12,7 @@ another similarity matrix (any number of columns).
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -19,9 +20,23 @@ from torch import nn
 
 from hyperdml.spaces import EuclideanSpace, Space
 
-__all__ = ["ProxyLoss", "check_inputs"]
+__all__ = ["ProxyLoss", "check_inputs", "check_number"]
 
 _HALF = (torch.float16, torch.bfloat16)
+
+
+def check_number(name: str, value, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """``value`` as a finite float (``> 0`` with ``positive``, ``>= 0`` with ``nonnegative``); raises
+    ``ValueError`` naming ``name`` otherwise (NaN and Inf hyperparameters would silently make every
+    loss NaN)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    bound = " > 0" if positive else " >= 0" if nonnegative else ""
+    if not math.isfinite(value) or (positive and not value > 0) or (nonnegative and not value >= 0):
+        raise ValueError(f"{name} must be a finite number{bound}, got {value}")
+    return value
 
 
 def check_inputs(
@@ -155,8 +170,21 @@ class ProxyLoss(nn.Module):
     # -- forward -------------------------------------------------------------------------------
 
     def check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Validate the inputs (see :func:`check_inputs`); returns the labels as int64."""
-        return check_inputs(embeddings, labels, self.embedding_size, self.num_classes, self.check_values)
+        """Validate the inputs (see :func:`check_inputs`) and, with ``check_values``, that the
+        proxies are finite (a diverged optimiser step is named, not turned into a NaN loss);
+        returns the labels as int64."""
+        labels = check_inputs(embeddings, labels, self.embedding_size, self.num_classes, self.check_values)
+        if self.check_values:
+            self.check_proxies()
+        return labels
+
+    def check_proxies(self) -> None:
+        """Raise ``ValueError`` if the proxy parameter holds NaN or Inf (one host sync)."""
+        if not bool(torch.isfinite(self.proxies.detach()).all()):
+            raise ValueError(
+                f"{type(self).__name__}.proxies contains NaN or Inf (the optimiser diverged? "
+                "lower the proxy learning rate or restore a checkpoint)"
+            )
 
     def compute(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``forward`` without the input checks (``labels`` int64 on the embeddings' device)."""

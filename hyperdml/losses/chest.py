@@ -119,6 +119,9 @@ class CHEST(nn.Module):
         labels_h = check_inputs(z_h, labels, self.hyperbolic.embedding_size, self.num_classes, False, name="z_h")
         if check and not bool(torch.isfinite(z_h).all()):
             raise ValueError("z_h contains NaN or Inf")
+        if check:
+            self.euclidean.check_proxies()
+            self.hyperbolic.check_proxies()
         parts = {
             "euclidean": self.w_e * self.euclidean.compute(z_e, labels_e),
             "hyperbolic": self.w_h * self.hyperbolic.compute(z_h, labels_h),

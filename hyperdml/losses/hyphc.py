@@ -87,10 +87,10 @@ class HypHCLoss(nn.Module):
         tau_schedule: Callable[[int], float] | None = None,
     ):
         super().__init__()
-        if not c > 0:
-            raise ValueError(f"curvature c must be > 0, got {c}")
-        if not tau > 0 or not min_tau > 0:
-            raise ValueError(f"tau and min_tau must be > 0, got {tau}, {min_tau}")
+        if not (c > 0 and math.isfinite(c)):
+            raise ValueError(f"curvature c must be a finite number > 0, got {c}")
+        if not (tau > 0 and math.isfinite(tau)) or not (min_tau > 0 and math.isfinite(min_tau)):
+            raise ValueError(f"tau and min_tau must be finite numbers > 0, got {tau}, {min_tau}")
         if not anneal_factor > 0 or anneal_every < 1:
             raise ValueError(f"need anneal_factor > 0 and anneal_every >= 1, got {anneal_factor}, {anneal_every}")
         num_triplets = max_all_triplets if num_triplets is None else num_triplets

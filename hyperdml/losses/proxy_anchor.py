@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hyperdml.losses.base import ProxyLoss
+from hyperdml.losses.base import ProxyLoss, check_number
 from hyperdml.spaces import Space
 
 __all__ = ["ProxyAnchor"]
@@ -56,7 +56,7 @@ class ProxyAnchor(ProxyLoss):
         space: Space | None = None,
     ):
         super().__init__(num_classes, embedding_size, proxies_per_class, space)
-        self.margin, self.alpha = float(margin), float(alpha)
+        self.margin, self.alpha = check_number("margin", margin), check_number("alpha", alpha, positive=True)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, margin={self.margin}, alpha={self.alpha}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hyperdml.losses.base import ProxyLoss
+from hyperdml.losses.base import ProxyLoss, check_number
 from hyperdml.spaces import Space
 
 __all__ = ["ProxyNCA"]
@@ -41,7 +41,7 @@ class ProxyNCA(ProxyLoss):
         space: Space | None = None,
     ):
         super().__init__(num_classes, embedding_size, proxies_per_class, space)
-        self.softmax_scale = float(softmax_scale)
+        self.softmax_scale = check_number("softmax_scale", softmax_scale, positive=True)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, softmax_scale={self.softmax_scale}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hyperdml.losses.base import ProxyLoss
+from hyperdml.losses.base import ProxyLoss, check_number
 from hyperdml.spaces import Space
 
 __all__ = ["SoftTriple"]
@@ -50,11 +50,10 @@ class SoftTriple(ProxyLoss):
         space: Space | None = None,
     ):
         super().__init__(num_classes, embedding_size, centers_per_class, space)
-        if not gamma > 0:
-            raise ValueError(f"gamma must be > 0, got {gamma}")
-        if tau < 0:
-            raise ValueError(f"tau must be >= 0, got {tau}")
-        self.la, self.gamma, self.margin, self.tau = float(la), float(gamma), float(margin), float(tau)
+        self.la = check_number("la", la, positive=True)
+        self.gamma = check_number("gamma", gamma, positive=True)
+        self.margin = check_number("margin", margin)
+        self.tau = check_number("tau", tau, nonnegative=True)
         self.proxy_temperature = self.gamma
 
     @property

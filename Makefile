@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CSRC   := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu')
 
-.PHONY: test demo build bench cuda-check clean
+.PHONY: test demo build bench bench-training sanitize cuda-check clean
 
 test: $(VENV)/.built
 	$(BIN)/python -m pytest
@@ -16,8 +16,15 @@ demo: $(VENV)/.built
 build: $(VENV)/.built
 
 bench: $(VENV)/.built
-	$(BIN)/python benchmarks/bench_poincare_cdist.py
-	$(BIN)/python benchmarks/bench_hyphc_triplet.py
+	$(BIN)/hyperdml bench cdist
+	$(BIN)/hyperdml bench hyphc
+
+bench-training: $(VENV)/.built
+	$(BIN)/python benchmarks/bench_training.py
+
+# ASan + UBSan build of the CPU extension in build/sanitize, op tests under it
+sanitize: $(VENV)/.built
+	bash tools/sanitize_test.sh
 
 # Compile the CUDA kernels without a GPU (CUDA toolkit from pinned pip wheels) into build/cuda-check.
 cuda-check: $(VENV)/.built

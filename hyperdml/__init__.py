@@ -3,12 +3,18 @@
 Public API:
 
 - ``hyperdml.losses``: ``ProxyAnchor``, ``ProxyNCA``, ``SoftTriple`` (any space), ``CHEST``,
-  ``HypHCLoss``; one call convention, ``loss(embeddings, labels)`` → scalar.
+  ``HypHCLoss``, and the wrappers ``CalibrateProxy`` / ``HierarchicalProxy`` around any proxy
+  loss; one call convention, ``loss(embeddings, labels)`` → scalar.
 - ``hyperdml.spaces``: ``EuclideanSpace`` (cosine) and ``PoincareSpace(c, clip_r)``.
 - ``hyperdml.ops``: the compiled hot ops ``poincare_cdist`` and ``hyphc_triplet_loss``.
 - ``hyperdml.geometry``: the Poincaré ball (over geoopt): expmap0, clipping, projection, Lorentz map.
-- ``hyperdml.hierarchy`` (also ``hyperdml.viz``): tree decoding, Dasgupta cost, dendrogram purity.
+- ``hyperdml.hierarchy``: tree decoding, Dasgupta cost, dendrogram purity; ``hyperdml.viz``: the
+  same plus dendrogram / Poincaré-disk plots and ``write_hierarchy_report`` (``hyperdml viz``).
+- ``hyperdml.data``: benchmark readers, the synthetic hierarchy, samplers, label noise.
+- ``hyperdml.metrics.evaluate_retrieval``: Recall@K, MAP@R, R-Precision, NMI through faiss.
+- ``hyperdml.models``, ``hyperdml.train``: backbones and heads, the trainer and checkpoints.
 - ``hyperdml.optim.make_optimizer``: Riemannian Adam with per-part learning rates.
+- ``hyperdml.distributed``: all-gather helpers (the identity outside ``torch.distributed``).
 """
 
 __version__ = "0.1.0"

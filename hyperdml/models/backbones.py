@@ -18,6 +18,23 @@ __all__ = ["SmallCNN", "ResNetBackbone", "build_backbone", "load_backbone_weight
 ARCHS = ("small_cnn", "resnet18", "resnet50")
 
 
+def state_mismatch(expected: dict, given: dict) -> str | None:
+    """What keeps ``given`` from loading into a module whose state dict is ``expected``.
+
+    Returns ``None`` when every key is there with the same shape, else a short description of
+    the missing, unexpected and differently shaped entries (three examples of each).
+    """
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    wrong = [f"{k} {tuple(given[k].shape)} (model: {tuple(v.shape)})" for k, v in expected.items()
+             if k in given and isinstance(v, torch.Tensor) and isinstance(given[k], torch.Tensor)
+             and given[k].shape != v.shape]
+    parts = [f"{len(keys)} {what} (e.g. {'; '.join(keys[:3])})"
+             for what, keys in (("missing", missing), ("unexpected", unexpected), ("with another shape", wrong))
+             if keys]
+    return ", ".join(parts) or None
+
+
 def _block(cin: int, cout: int, groups: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(groups, cout), nn.ReLU(inplace=True)
@@ -129,19 +146,7 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     given = {_strip(k): v for k, v in state.items() if not _strip(k).startswith("fc.")}
     target = backbone.net if isinstance(backbone, ResNetBackbone) else backbone
     expected = target.state_dict()
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    wrong = [f"{k} {tuple(given[k].shape)} (model: {tuple(v.shape)})"
-             for k, v in expected.items() if k in given and given[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"{len(wrong)} with another shape (e.g. {'; '.join(wrong[:3])})")
-        raise CheckpointError(
-            f"weights file {path} does not fit the {type(backbone).__name__} backbone: " + ", ".join(parts)
-        )
+    mismatch = state_mismatch(expected, given)
+    if mismatch:
+        raise CheckpointError(f"weights file {path} does not fit the {type(backbone).__name__} backbone: {mismatch}")
     target.load_state_dict({k: given[k] for k in expected})

@@ -133,22 +133,12 @@ def load_state(module: nn.Module, state: dict, what: str) -> None:
 
     if not isinstance(state, dict):
         raise CheckpointError(f"the checkpoint's {what} state is not a dict")
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and isinstance(v, torch.Tensor) and isinstance(state[k], torch.Tensor)
-             and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:3])}")
-        if wrong:
-            parts.append(f"shape mismatch {'; '.join(wrong[:3])} (checkpoint vs model)")
+    from hyperdml.models.backbones import state_mismatch
+
+    mismatch = state_mismatch(module.state_dict(), state)
+    if mismatch:
         raise CheckpointError(f"the checkpoint's {what} does not fit the {type(module).__name__} built from its "
-                              f"config: {'; '.join(parts)}")
+                              f"config: {mismatch}")
     try:
         module.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:

@@ -218,7 +218,8 @@ def class_similarity_by_hand(loss, x):
 
 @pytest.mark.parametrize("base_name,space_name", COMBOS, ids=IDS)
 def test_composite_similarity_and_loss_match_loops(base_name, space_name):
-    cp = make(base_name, space_name, start_epoch=1, queue_size=3, calibration_weight=0.7)
+    w = 0.8  # not the default 0.5: the weight must be applied
+    cp = make(base_name, space_name, start_epoch=1, queue_size=3, calibration_weight=0.7, center_weight=w)
     cp.enqueue(*batch(9, 0, classes=C - 1))  # class C-1 stays empty: proxy term only
     cp.set_epoch(1)
     x, y = batch(6, 1)
@@ -226,11 +227,13 @@ def test_composite_similarity_and_loss_match_loops(base_name, space_name):
     space, base = cp.space, cp.base
     points = base.embed(x)
     want = class_similarity_by_hand(base, x)
+    filled = [c for c in range(C) if len(cp.class_queue(c))]
+    assert filled == list(range(C - 1))
     for i in range(x.shape[0]):
-        for c in range(C):
-            queue = cp.class_queue(c)
-            if len(queue):
-                want[i, c] += torch.stack([pair_similarity(space, points[i], q) for q in queue]).mean()
+        g = {c: torch.stack([pair_similarity(space, points[i], q) for q in cp.class_queue(c)]).mean() for c in filled}
+        g_mean = sum(g.values()) / len(g)
+        for c in filled:  # s = s_proxy + w·(g − mean over the filled classes of g); empty class: s_proxy
+            want[i, c] = want[i, c] + w * (g[c] - g_mean)
     got = cp.composite_similarity(x)
     torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
@@ -268,6 +271,44 @@ def test_loss_of_a_step_uses_the_queues_before_that_step(space_name):
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     got.backward()  # the queue copy kept by autograd is not the buffer the enqueue wrote into
     assert torch.isfinite(xg.grad).all() and torch.isfinite(cp.base.proxies.grad).all()
+
+
+def test_composite_similarity_hand_computed_example():
+    """2-d cosine example worked out by hand (center_weight 0.5, three classes, class 2 empty)."""
+    base = ProxyAnchor(3, 2).double()
+    with torch.no_grad():
+        base.proxies.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    cp = CalibrateProxy(base, queue_size=2, start_epoch=0, center_weight=0.5).double()
+    # class 0's queue: (1, 0), (0, 2) → mean cosine with x = (1, 1)/√2 is (1/√2 + 1/√2)/2 = 1/√2
+    # class 1's queue: (0, -3)        → cosine −1/√2;  class 2: empty
+    cp.enqueue(torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, -3.0]], dtype=torch.float64), torch.tensor([0, 0, 1]))
+    x = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    r = 2**-0.5
+    # proxy term: cos(x, p) = (r, r, −r); global: (r, −r), their mean 0 → centred (r, −r), class 2: 0
+    want = torch.tensor([[r + 0.5 * r, r - 0.5 * r, -r]], dtype=torch.float64)
+    torch.testing.assert_close(cp.composite_similarity(x), want, rtol=0, atol=1e-12)
+    cp.center_weight = 0.0
+    torch.testing.assert_close(cp.composite_similarity(x), torch.tensor([[r, r, -r]], dtype=torch.float64),
+                               rtol=0, atol=1e-12)
+
+
+def test_common_offset_of_the_queues_does_not_shift_the_similarities():
+    """The cause of CP+PA's collapse: queued embeddings in a narrow cone give every class a
+    global similarity ≈ +0.9; the centred term removes that shared offset (rows have mean 0 over
+    the classes with a queue), so the composite stays within ``center_weight·2`` of the proxy term."""
+    torch.manual_seed(0)
+    cp = make("pa", "euclidean", start_epoch=0, queue_size=8, center_weight=0.5)
+    axis = torch.randn(D, dtype=torch.float64)
+    queued = axis * 5 + 0.5 * torch.randn(8 * C, D, dtype=torch.float64)  # all classes near one axis
+    cp.enqueue(queued, torch.arange(C).repeat(8))
+    x = axis * 5 + 0.5 * torch.randn(10, D, dtype=torch.float64)
+    g = cp.global_similarity(x)
+    assert g.min() > 0.8  # the shared offset the old plain sum added to every class
+    centred = cp.centred_global_similarity(x)
+    torch.testing.assert_close(centred.mean(dim=1), torch.zeros(10, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(centred, g - g.mean(dim=1, keepdim=True), rtol=0, atol=1e-12)
+    diff = cp.composite_similarity(x) - cp.base.class_similarity(x)
+    assert diff.abs().max() < 0.1 and diff.abs().max() <= 2 * 0.5
 
 
 def test_empty_queues_give_proxy_term_and_zero_calibration():
@@ -339,7 +380,8 @@ def test_bad_queue_size(kw):
 @pytest.mark.parametrize(
     "kw,match",
     [({"start_epoch": -1}, "start_epoch"), ({"calibration_weight": -1.0}, "calibration_weight"),
-     ({"calibration_weight": float("nan")}, "calibration_weight")],
+     ({"calibration_weight": float("nan")}, "calibration_weight"), ({"center_weight": -0.5}, "center_weight"),
+     ({"center_weight": float("inf")}, "center_weight"), ({"center_weight": True}, "center_weight")],
 )  # fmt: skip
 def test_bad_hyperparameters(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -372,4 +414,4 @@ def test_wrapper_exposes_the_base():
     assert [n for n, _ in cp.named_parameters()] == ["base.proxies"]
     cp.check_values = False
     assert base.check_values is False
-    assert "queue_size=30" in repr(cp) and "start_epoch=12" in repr(cp)
+    assert "queue_size=30" in repr(cp) and "start_epoch=12" in repr(cp) and "center_weight=0.5" in repr(cp)

@@ -7,7 +7,8 @@
 - :class:`HypHCLoss`: HypHC's triplet loss (the regulariser CHEST uses).
 - :class:`ProxyLoss`: the two-stage base class (class similarity, then loss) wrappers plug into.
 - :class:`CalibrateProxy` (CP): wraps any ProxyLoss; per-class FIFO queues of past embeddings
-  (global centers), composite similarity and proxy calibration from ``start_epoch`` on.
+  (global centers), composite similarity (proxy term + centred queue term) and proxy calibration
+  from ``start_epoch`` on.
 - :class:`HierarchicalProxy` (HPL): wraps any ProxyLoss; k-means groups of the class proxies with
   learnable group proxies, the base loss applied again at every level on pseudo-labels.
 """

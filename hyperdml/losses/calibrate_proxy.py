@@ -2,8 +2,9 @@
 
 After "Robust Calibrate Proxy Loss for Deep Metric Learning" (CP+PA, CP+NCA, CP+SoftTriple).
 The wrapper keeps one FIFO queue of past (detached) embeddings per class, adds the mean
-similarity to a class's queue to the base loss's class similarity (the *composite* similarity),
-and pulls every proxy toward its class's queued embeddings (the *calibration* term). The
+similarity to a class's queue, centred over the classes and weighted by ``center_weight``, to the
+base loss's class similarity (the *composite* similarity), and pulls every proxy toward its
+class's queued embeddings (the *calibration* term). The
 choices the paper leaves open are listed in :class:`CalibrateProxy`'s docstring and in
 ``docs/wrappers.md``.
 """
@@ -134,12 +135,27 @@ class CalibrateProxy(ProxyLossWrapper):
       as MoCo); the oldest leave first; when a class has more than ``M`` samples in one batch its
       last ``M`` are kept. :meth:`class_queue` shows a class's queue, oldest first. Eval mode
       never enqueues.
-    - **Composite similarity** (from ``start_epoch`` on): ``s(x, c) = base.class_similarity(x)_c
-      + mean_{q ∈ queue_c} space.similarity(embed(x), q)`` (the base's proxy term keeps its own
-      combination of ``K`` proxies, e.g. SoftTriple's softmax at temperature γ). A class with an
-      empty queue gets the proxy term only. The base's stage 2 (``loss_from_similarity``) is
-      applied to the composite similarity, unscaled (its range is thus ``[−2, 2]``), and the
-      base's regulariser is added.
+    - **Composite similarity** (from ``start_epoch`` on): with the proxy term
+      ``s_p(x, c) = base.class_similarity(x)_c`` (the base's own combination of its ``K``
+      proxies, e.g. SoftTriple's softmax at temperature γ) and the global term
+      ``g(x, c) = mean_{q ∈ queue_c} space.similarity(embed(x), q)``::
+
+          s(x, c) = s_p(x, c) + w · (g(x, c) − ḡ(x)),   ḡ(x) = mean of g(x, c') over the classes c'
+                                                        with a non-empty queue
+
+      ``w = center_weight`` (default 0.5). A class with an empty queue gets the proxy term only.
+      The base's stage 2 (``loss_from_similarity``) is applied to ``s`` with its own
+      hyperparameters, and the base's regulariser is added. *Why centred*: embeddings of
+      different classes share a common direction (a narrow cone; in our training runs the
+      cosine between samples of different classes is ≈ 0.65–0.9), so ``g`` is ≈ +0.7 for every
+      class, positives and negatives alike. Added as it is, that offset moves all of
+      Proxy-Anchor's negatives above its threshold ``−m`` and all positives above ``+m``
+      (pure repulsion, no attraction, at α = 32) and training collapses. ``g − ḡ`` keeps what
+      tells the classes apart and has mean 0 over the classes, so the similarities stay where
+      the base's margin and scale expect them; softmax-based bases (Proxy-NCA, SoftTriple) are
+      invariant to the per-sample shift ``ḡ(x)`` anyway. In the cosine space
+      ``g(x, c) − ḡ(x) = ⟨x̂, centre_c − μ⟩`` (``μ`` the mean of the non-empty class centres),
+      so ``|s − s_p| ≤ w·‖centre_c − μ‖ ≤ 2w``.
     - **Calibration** (from ``start_epoch`` on): ``calibration_weight ×`` the mean, over all pairs
       (proxy of class c, embedding queued for class c), of their squared distance: in
       :class:`~hyperdml.spaces.EuclideanSpace` (cosine) the squared distance of the
@@ -171,6 +187,8 @@ class CalibrateProxy(ProxyLossWrapper):
         queue_size: ``M`` ≥ 1, embeddings kept per class (paper: 30; 3000 for CUB).
         start_epoch: first epoch (0-based) with the composite similarity and calibration (paper: 12).
         calibration_weight: ``λ`` ≥ 0 of the calibration term (paper: 1).
+        center_weight: ``w`` ≥ 0 of the centred global term in the composite similarity (0: the
+            proxy term only, i.e. calibration alone).
         gather_queue: under ``torch.distributed``, all-gather what is enqueued (default True).
             Set it to False when the inputs already are the all-gathered global batch (a
             trainer that gathers the embeddings before the loss, as ``hyperdml.train`` does);
@@ -188,6 +206,8 @@ class CalibrateProxy(ProxyLossWrapper):
         queue_size: int = 30,
         start_epoch: int = 12,
         calibration_weight: float = 1.0,
+        center_weight: float = 0.5,
+        *,
         gather_queue: bool = True,
     ):
         super().__init__(base)
@@ -198,8 +218,13 @@ class CalibrateProxy(ProxyLossWrapper):
         weight = calibration_weight
         if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight >= 0):
             raise ValueError(f"calibration_weight must be a finite number >= 0, got {calibration_weight!r}")
+        if isinstance(center_weight, bool) or not (
+            isinstance(center_weight, numbers.Real) and math.isfinite(center_weight) and center_weight >= 0
+        ):
+            raise ValueError(f"center_weight must be a finite number >= 0, got {center_weight!r}")
         self.queue_size, self.start_epoch = int(queue_size), int(start_epoch)
         self.calibration_weight = float(calibration_weight)
+        self.center_weight = float(center_weight)
         self.gather_queue = bool(gather_queue)
         self.epoch = 0
         self.parts: dict[str, torch.Tensor] = {}
@@ -214,7 +239,8 @@ class CalibrateProxy(ProxyLossWrapper):
     def extra_repr(self) -> str:
         return (
             f"queue_size={self.queue_size}, start_epoch={self.start_epoch}, "
-            f"calibration_weight={self.calibration_weight}, gather_queue={self.gather_queue}, epoch={self.epoch}"
+            f"calibration_weight={self.calibration_weight}, center_weight={self.center_weight}, "
+            f"gather_queue={self.gather_queue}, epoch={self.epoch}"
         )
 
     # -- epoch ---------------------------------------------------------------------------------
@@ -317,9 +343,24 @@ class CalibrateProxy(ProxyLossWrapper):
         sim = torch.where(self._valid_mask(), sim, torch.zeros((), dtype=sim.dtype, device=sim.device))
         return sim.sum(dim=2) / self.queue_count.clamp_min(1).to(sim.dtype)
 
+    def centred_global_similarity(self, points: torch.Tensor) -> torch.Tensor:
+        """``points (B, D)`` in the space → ``(B, C)``: ``g(x, c) − ḡ(x)`` (0 for an empty queue).
+
+        ``g`` is :meth:`global_similarity`, ``ḡ(x)`` its mean over the classes with a non-empty
+        queue, so each row has mean 0 over those classes (all 0 when every queue is empty).
+        """
+        g = self.global_similarity(points)
+        filled = self.queue_count > 0  # (C,)
+        mean = g.sum(dim=1, keepdim=True) / filled.sum().clamp_min(1).to(g.dtype)  # empty queues add 0
+        return torch.where(filled, g - mean, torch.zeros((), dtype=g.dtype, device=g.device))
+
     def composite_similarity(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Head outputs ``(B, D)`` → ``(B, C)``: ``base.class_similarity + global_similarity`` (always both)."""
-        return self.base.class_similarity(embeddings) + self.global_similarity(self.base.embed(embeddings))
+        """Head outputs ``(B, D)`` → ``(B, C)``: ``base.class_similarity + center_weight ·`` the
+        centred global similarity (see the class docstring; always computed, whatever the epoch)."""
+        sim = self.base.class_similarity(embeddings)
+        if self.center_weight == 0:
+            return sim
+        return sim + self.center_weight * self.centred_global_similarity(self.base.embed(embeddings))
 
     def calibration(self) -> torch.Tensor:
         """``calibration_weight ×`` mean squared distance, proxies to their class's queue → scalar.

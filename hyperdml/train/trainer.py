@@ -438,47 +438,22 @@ class Trainer:
         return last_heads
 
 
-class _NoQueueGather:
-    """``hyperdml.distributed`` as CalibrateProxy's forward sees it while the trainer feeds it the
-    already-gathered global batch: the queue's gather becomes the identity (else every rank would
-    enqueue the global batch W times)."""
-
-    def __getattr__(self, name):
-        import hyperdml.distributed
-
-        return getattr(hyperdml.distributed, name)
-
-    @staticmethod
-    def all_gather_no_grad(t):
-        return t
-
-
 def _losses_take_global_batches(loss: nn.Module):
     """Tell the loss modules that their inputs are the all-gathered global batch.
 
-    Modules with a ``gather_queue`` attribute get ``False``. Calibrate Proxy versions without it
-    gather the embeddings they enqueue themselves; for those the gather inside
-    ``hyperdml.losses.calibrate_proxy`` is made the identity for the run. Returns a function that
-    undoes it.
+    Modules with a ``gather_queue`` attribute (:class:`hyperdml.losses.CalibrateProxy`) get
+    ``False``, so they enqueue the global batch once instead of gathering it again. Returns a
+    function that undoes it.
     """
     undo = []
-    cp_without_flag = False
     for m in loss.modules():
         if hasattr(m, "gather_queue"):
             undo.append((m, m.gather_queue))
             m.gather_queue = False
-        elif type(m).__name__ == "CalibrateProxy":
-            cp_without_flag = True
-    module = sys.modules.get("hyperdml.losses.calibrate_proxy")
-    old = getattr(module, "distributed", None) if cp_without_flag else None
-    if old is not None:
-        module.distributed = _NoQueueGather()
 
     def restore():
         for m, v in undo:
             m.gather_queue = v
-        if old is not None:
-            module.distributed = old
 
     return restore
 

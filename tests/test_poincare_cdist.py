@@ -99,6 +99,23 @@ def test_near_pairs_gradients_are_exact(c, device):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8 * b.abs().max().item())
 
 
+def test_many_column_blocks(device):
+    """Large B makes the CPU backward walk N in several column blocks (64 columns at B = 2048), the
+    last one partial; values and gradients, near pairs included, must not notice."""
+    c = 0.5
+    x = ball_points(2048, 6, c, max_frac=0.9, seed=21, device=device)
+    y = ball_points(150, 6, c, max_frac=0.9, seed=22, device=device)
+    y[70] = x[5] + 1e-7  # a near pair in the second block
+    x, y = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    weight = torch.randn(2048, 150, generator=torch.Generator().manual_seed(23), dtype=torch.float64).to(device)
+    out = poincare_cdist(x, y, c)
+    torch.testing.assert_close(out, exact_distance(x, y, c), rtol=1e-10, atol=1e-12)
+    got = torch.autograd.grad((out * weight).sum(), (x, y))
+    want = torch.autograd.grad((exact_distance(x, y, c) * weight).sum(), (x, y))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8 * b.abs().max().item())
+
+
 def test_near_pair_gradient_against_mpmath(device):
     """A 1-D pair 1e-10 apart near the boundary: the GEMM form alone was 1e-3 off here."""
     import mpmath

@@ -9,10 +9,8 @@
 
 namespace hyperdml {
 
-namespace {
-
 // Adds the exact terms of the pairs marked in `near` (left out of the weights by the kernels).
-void add_near_pairs(at::Tensor& grad_x, at::Tensor& grad_y, const at::Tensor& near, const at::Tensor& grad,
+void add_near_pairs(const at::Tensor& grad_x, const at::Tensor& grad_y, const at::Tensor& near, const at::Tensor& grad,
                     const at::Tensor& dist, const at::Tensor& x, const at::Tensor& y, const at::Tensor& alpha,
                     const at::Tensor& beta, double c) {
   const at::Tensor pairs = near.nonzero();  // (K, 2)
@@ -37,17 +35,18 @@ void add_near_pairs(at::Tensor& grad_x, at::Tensor& grad_y, const at::Tensor& ne
   }
 }
 
-}  // namespace
-
 std::tuple<at::Tensor, at::Tensor> cdist_gradients(const at::Tensor& row, const at::Tensor& col,
                                                    const at::Tensor& weights, const at::Tensor& near,
                                                    const at::Tensor& grad, const at::Tensor& dist,
                                                    const at::Tensor& x, const at::Tensor& y,
                                                    const at::Tensor& alpha, const at::Tensor& beta, double c) {
   // grad_x = diag(row) x - W y and grad_y = diag(col) y - W^T x, each one GEMM that accumulates
-  // into the diagonal term (addmm with beta = 1, alpha = -1), so no separate subtraction pass.
-  at::Tensor grad_x = at::addmm(row.unsqueeze(1) * x, weights, y, 1, -1);
-  at::Tensor grad_y = at::addmm(col.unsqueeze(1) * y, weights.t(), x, 1, -1);
+  // in place into the diagonal term (addmm_ with beta = 1, alpha = -1): no subtraction pass and
+  // no second (N, D) buffer.
+  at::Tensor grad_x = row.unsqueeze(1) * x;
+  grad_x.addmm_(weights, y, 1, -1);
+  at::Tensor grad_y = col.unsqueeze(1) * y;
+  grad_y.addmm_(weights.t(), x, 1, -1);
   if (near.defined()) add_near_pairs(grad_x, grad_y, near, grad, dist, x, y, alpha, beta, c);
   return {grad_x, grad_y};
 }

@@ -22,4 +22,10 @@ std::tuple<at::Tensor, at::Tensor> cdist_gradients(const at::Tensor& row, const 
                                                    const at::Tensor& x, const at::Tensor& y,
                                                    const at::Tensor& alpha, const at::Tensor& beta, double c);
 
+// The exact terms of the pairs marked in `near` (bool, B x N), added in place to grad_x (B, D)
+// and grad_y (N, D); grad and dist are (B, N) (any strides), alpha (B,) and beta (N,).
+void add_near_pairs(const at::Tensor& grad_x, const at::Tensor& grad_y, const at::Tensor& near,
+                    const at::Tensor& grad, const at::Tensor& dist, const at::Tensor& x, const at::Tensor& y,
+                    const at::Tensor& alpha, const at::Tensor& beta, double c);
+
 }  // namespace hyperdml

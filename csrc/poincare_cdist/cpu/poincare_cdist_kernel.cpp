@@ -1,12 +1,16 @@
-// CPU kernels of hyperdml::poincare_cdist: one GEMM for the inner products, everything else
-// fused in one pass over the (B, N) output, rows split across threads (at::parallel_for), the
-// per-element maths in ATen's vectorised types (AVX2 + Sleef when the build enables it, see
-// setup.py; plain loops otherwise).
+// CPU kernels of hyperdml::poincare_cdist. Forward: one GEMM for the inner products, then one
+// fused pass over the (B, N) output. Backward: the (B, N) matrix in blocks of columns (~512 KiB):
+// one fused pass turns a block's distances into GEMM weights, then the block's share of the two
+// gradient GEMMs, so the backward needs no (B, N) buffer besides its inputs. (Blocking the
+// forward's GEMM the same way was measured: no faster, at 256 x 2000 or 256 x 113180.) Rows are
+// split across threads (at::parallel_for); the per-element maths uses ATen's vectorised types
+// (AVX2 + Sleef when the build enables it, see setup.py; plain loops otherwise).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
 #include <vector>
 
@@ -18,6 +22,12 @@ namespace hyperdml {
 namespace {
 
 int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)); }
+
+// Columns per backward block: about 128K elements (512 KiB of float32), a multiple of 64.
+int64_t block_columns(int64_t B, int64_t N) {
+  const int64_t cols = std::max<int64_t>(64, ((int64_t(1) << 17) / std::max<int64_t>(B, 1)) / 64 * 64);
+  return std::min(cols, std::max<int64_t>(N, 1));
+}
 
 at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, double c) {
   check_cdist_inputs(x_in, y_in, c, at::kCPU);
@@ -80,37 +90,47 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
   const at::Tensor alpha = 1 - c * (x * x).sum(1);
   const at::Tensor beta = 1 - c * (y * y).sum(1);
   const at::Tensor inv_beta = beta.reciprocal();
-  at::Tensor weights = at::empty({B, N}, x.options());  // A_ij
-  at::Tensor near = at::zeros({B, N}, x.options().dtype(at::kBool));  // pairs left to cdist_gradients
-  std::atomic<bool> any_near{false};
-  at::Tensor row_coef = at::empty({B}, x.options());
+  at::Tensor grad_x = at::zeros_like(x);
+  at::Tensor grad_y = at::empty_like(y);
+  if (B == 0 || N == 0) {
+    grad_y.zero_();
+    return {grad_x, grad_y};
+  }
+  const int64_t cols = block_columns(B, N);
   const int threads = at::get_num_threads();
-  at::Tensor col_parts = at::zeros({threads, N}, x.options());
-  if (B > 0 && N > 0) {
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "poincare_cdist_backward_cpu", [&] {
-      using T = scalar_t;
-      const T* gp = grad.data_ptr<T>();
-      const T* dp = dist.data_ptr<T>();
-      const T* ap = alpha.data_ptr<T>();
-      const T* bp = beta.data_ptr<T>();
-      const T* ibp = inv_beta.data_ptr<T>();
-      T* wp = weights.data_ptr<T>();
-      T* rp = row_coef.data_ptr<T>();
-      T* cp = col_parts.data_ptr<T>();
-      bool* np = near.data_ptr<bool>();
-      const T sqrt_c = static_cast<T>(std::sqrt(c));
-      using Vec = at::vec::Vectorized<T>;
-      const int64_t W = Vec::size();
-      const int all_lanes = (1 << W) - 1;  // zero_mask() when no lane of a comparison holds
-      const Vec zero(T(0)), one(T(1)), two(T(2)), half(T(0.5)), half_sqrt_c(sqrt_c / T(2));
-      const Vec vnear(static_cast<T>(cdist::kNearRatio));
-      at::parallel_for(0, B, grain_rows(N), [&](int64_t begin, int64_t end) {
-        T* col = cp + at::get_thread_num() * N;
+  at::Tensor weights_buf = at::empty({B * cols}, x.options());                 // A_ij of one block
+  at::Tensor near_buf = at::zeros({B * cols}, x.options().dtype(at::kBool));  // its pairs left out of A
+  at::Tensor col_parts = at::empty({threads, cols}, x.options());
+  at::Tensor row_coef = at::zeros({B}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "poincare_cdist_backward_cpu", [&] {
+    using T = scalar_t;
+    const T* gp = grad.data_ptr<T>();
+    const T* dp = dist.data_ptr<T>();
+    const T* ap = alpha.data_ptr<T>();
+    const T* bp = beta.data_ptr<T>();
+    const T* ibp = inv_beta.data_ptr<T>();
+    T* wp = weights_buf.data_ptr<T>();
+    T* rp = row_coef.data_ptr<T>();
+    T* cp = col_parts.data_ptr<T>();
+    bool* np = near_buf.data_ptr<bool>();
+    const T sqrt_c = static_cast<T>(std::sqrt(c));
+    using Vec = at::vec::Vectorized<T>;
+    const int64_t W = Vec::size();
+    const int all_lanes = (1 << W) - 1;  // zero_mask() when no lane of a comparison holds
+    const Vec zero(T(0)), one(T(1)), two(T(2)), half(T(0.5)), half_sqrt_c(sqrt_c / T(2));
+    const Vec vnear(static_cast<T>(cdist::kNearRatio));
+    for (int64_t b0 = 0; b0 < N; b0 += cols) {
+      const int64_t nb = std::min(cols, N - b0);
+      std::atomic<bool> any_near{false};
+      col_parts.zero_();
+      at::parallel_for(0, B, grain_rows(nb), [&](int64_t begin, int64_t end) {
+        T* col = cp + at::get_thread_num() * cols;
         for (int64_t i = begin; i < end; ++i) {
           const Vec k_i(T(4) * sqrt_c / ap[i]), half_alpha(ap[i] / T(2)), two_minus_alpha(T(2) - ap[i]);
           Vec row_sum(T(0));
-          for (int64_t j0 = 0; j0 < N; j0 += W) {
-            const int64_t n = std::min(W, N - j0);
+          T* wrow = wp + i * nb;  // the block's weights, (B, nb) contiguous
+          for (int64_t j0 = b0; j0 < b0 + nb; j0 += W) {
+            const int64_t n = std::min(W, b0 + nb - j0), jb = j0 - b0;
             // Same maths as cdist::backward_weights, with z = sqrt(c) d / 2, m = expm1(z) and
             // r = 1 / (m + 1) (Sleef's sinh is ~10x slower than its expm1; two divisions per
             // lane): s = sinh(z) = m (m + 2) r / 2, u = 2 s^2, sinh(2z) = s (e^z + e^-z),
@@ -124,36 +144,48 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
             const Vec sinh_t = s * (e + r);
             Vec a = Vec::loadu(gp + i * N + j0, n) * k_i * Vec::loadu(ibp + j0, n) / sinh_t;
             a = Vec::blendv(zero, a, sinh_t > zero);
-            if (n < W) a = Vec::set(zero, a, n);  // lanes past the row end must add nothing
-            // Nearly equal pairs (cdist::is_near) leave the GEMM form; cdist_gradients adds them exactly.
+            if (n < W) a = Vec::set(zero, a, n);  // lanes past the block end must add nothing
+            // Nearly equal pairs (cdist::is_near) leave the GEMM form; add_near_pairs adds them exactly.
             if ((u * beta * half_alpha < vnear * (two_minus_alpha - beta)).zero_mask() != all_lanes) {
               T lanes_a[Vec::size()], lanes_u[Vec::size()];
               a.store(lanes_a);
               u.store(lanes_u);
               for (int64_t k = 0; k < n; ++k)
                 if (cdist::is_near(lanes_u[k], ap[i], bp[j0 + k])) {
-                  np[i * N + j0 + k] = true;
+                  np[i * nb + jb + k] = true;
                   lanes_a[k] = T(0);
                   any_near.store(true, std::memory_order_relaxed);
                 }
               a = Vec::loadu(lanes_a);
             }
-            a.store(wp + i * N + j0, n);
+            a.store(wrow + jb, n);
             row_sum = row_sum + a * (one + u * beta * half);
-            (Vec::loadu(col + j0, n) + a * (one + u * half_alpha)).store(col + j0, n);
+            (Vec::loadu(col + jb, n) + a * (one + u * half_alpha)).store(col + jb, n);
           }
           T lanes[Vec::size()];
           row_sum.store(lanes);
           T total = 0;
           for (int64_t k = 0; k < W; ++k) total += lanes[k];
-          rp[i] = total;
+          rp[i] += total;
         }
       });
-    });
-  }
-  // An undefined `near` tells cdist_gradients there is no near pair to add (no scan of the mask).
-  return cdist_gradients(row_coef, col_parts.sum(0), weights, any_near.load() ? near : at::Tensor(), grad, dist, x,
-                         y, alpha, beta, c);
+      // The block's share of grad_x = diag(row) x - A y and grad_y = diag(col) y - A^T x.
+      const at::Tensor a_block = weights_buf.narrow(0, 0, B * nb).view({B, nb});
+      const at::Tensor y_block = y.narrow(0, b0, nb);
+      at::Tensor gy_block = grad_y.narrow(0, b0, nb);
+      grad_x.addmm_(a_block, y_block, 1, -1);
+      at::mul_out(gy_block, col_parts.narrow(1, 0, nb).sum(0).unsqueeze(1), y_block);
+      gy_block.addmm_(a_block.t(), x, 1, -1);
+      if (any_near.load()) {
+        at::Tensor near_block = near_buf.narrow(0, 0, B * nb).view({B, nb});
+        add_near_pairs(grad_x, gy_block, near_block, grad.narrow(1, b0, nb), dist.narrow(1, b0, nb), x, y_block,
+                       alpha, beta.narrow(0, b0, nb), c);
+        near_block.zero_();
+      }
+    }
+  });
+  grad_x.add_(row_coef.unsqueeze(1) * x);
+  return {grad_x, grad_y};
 }
 
 }  // namespace

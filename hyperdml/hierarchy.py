@@ -102,9 +102,9 @@ def _max_spanning_tree(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """Prim's algorithm on the complete graph weighted by LCA depth (largest first).
 
     ``x (P, D)`` pre-scaled by √c. Never stores the ``P × P`` weights: each step computes the
-    depths from the vertex just added to the ``N`` vertices still outside the tree (``O(N·D)``
-    time and memory; one matrix-vector product), so the whole is ``O(P²·D)`` time and ``O(P·D)`` memory. Returns the
-    ``P − 1`` edges as ``(u, v, tanh²)`` arrays. A maximum spanning tree holds every merge of
+    depths from the vertex just added to the ``N`` vertices still outside the tree (one
+    matrix-vector product, ``O(N·D)`` time), so the whole is ``O(P²·D)`` time and ``O(P·D)``
+    memory. Returns the ``P − 1`` edges as ``(u, v, tanh²)`` arrays. A maximum spanning tree holds every merge of
     single linkage (the classic MST ↔ single-linkage equivalence).
     """
     p = x.shape[0]

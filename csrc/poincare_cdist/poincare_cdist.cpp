@@ -47,7 +47,7 @@ std::tuple<at::Tensor, at::Tensor> cdist_gradients(const at::Tensor& row, const 
   grad_x.addmm_(weights, y, 1, -1);
   at::Tensor grad_y = col.unsqueeze(1) * y;
   grad_y.addmm_(weights.t(), x, 1, -1);
-  if (near.defined()) add_near_pairs(grad_x, grad_y, near, grad, dist, x, y, alpha, beta, c);
+  add_near_pairs(grad_x, grad_y, near, grad, dist, x, y, alpha, beta, c);
   return {grad_x, grad_y};
 }
 

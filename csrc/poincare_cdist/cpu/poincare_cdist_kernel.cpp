@@ -90,12 +90,9 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
   const at::Tensor alpha = 1 - c * (x * x).sum(1);
   const at::Tensor beta = 1 - c * (y * y).sum(1);
   const at::Tensor inv_beta = beta.reciprocal();
-  at::Tensor grad_x = at::zeros_like(x);
-  at::Tensor grad_y = at::empty_like(y);
-  if (B == 0 || N == 0) {
-    grad_y.zero_();
-    return {grad_x, grad_y};
-  }
+  if (B == 0 || N == 0) return {at::zeros_like(x), at::zeros_like(y)};
+  at::Tensor grad_x = at::zeros_like(x);  // accumulates over the blocks
+  at::Tensor grad_y = at::empty_like(y);  // written block by block
   const int64_t cols = block_columns(B, N);
   const int threads = at::get_num_threads();
   at::Tensor weights_buf = at::empty({B * cols}, x.options());                 // A_ij of one block

@@ -203,6 +203,16 @@ def test_bad_options_give_one_clear_line(args, message, tmp_path, capsys):
     assert not os.listdir(tmp_path)
 
 
+def test_command_options_match_the_bench_modules():
+    """``hyperdml.commands.bench`` repeats the modules' facts (it imports only the stdlib): they agree."""
+    from hyperdml.commands import bench as command
+
+    for op, mod in runner.OPS.items():
+        spec = command._OP_ARGS[op]
+        assert spec["dims"] == mod.SHAPE_KEYS and spec["sweep"] == mod.SWEEP_KEY
+        assert spec["competitors"].split(", ") == list(COMPETITORS[op])
+
+
 def test_report_needs_markers(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from hyperdml.bench.competitors import COMPETITORS, compiled, matmul_forward, matmul_forward_backward
+from hyperdml.bench.competitors import forward_fn, matmul_forward, matmul_forward_backward
 
 OP = "cdist"
 OP_NAME = "poincare_cdist"
@@ -21,7 +21,6 @@ SWEEP_KEY = "N"
 #: Shapes of the issue (B = 256; N = 2 000: CUB with 10 proxies per class, 113 180: SOP) and the sweep.
 FULL = {"B": [256], "N": [2000, 113180], "D": [128, 512], "sweep": [500, 2000, 8000, 32000, 113180]}
 QUICK = {"B": [16], "N": [64], "D": [8], "sweep": [32, 64]}
-DEFAULTS = {"c": 0.1}
 
 
 def make_inputs(shape: dict, device: str, dtype: torch.dtype, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -34,16 +33,6 @@ def make_inputs(shape: dict, device: str, dtype: torch.dtype, seed: int = 0) -> 
     return {k: v.to(device=device, dtype=dtype) for k, v in {"x": x, "y": y, "g": g}.items()}
 
 
-def forward_fn(competitor: str, settings: dict) -> Callable:
-    """The competitor's ``f(x, y, c) → (B, N)`` (compiled when it is a compiled competitor)."""
-    comp = COMPETITORS[OP][competitor]
-    if comp.forward is None:
-        raise ValueError(f"competitor {competitor!r} does not compute poincare_cdist")
-    if comp.compiled:
-        return compiled(comp.forward, settings.get("compile_backend", "inductor"), settings.get("compile_mode"))
-    return comp.forward
-
-
 def build(competitor: str, inputs: dict, mode: str, settings: dict) -> Callable[[], Any]:
     """A no-argument callable running one forward (``mode="fwd"``) or forward+backward pass."""
     x, y, g, c = inputs["x"], inputs["y"], inputs["g"], float(settings["c"])
@@ -51,7 +40,7 @@ def build(competitor: str, inputs: dict, mode: str, settings: dict) -> Callable[
         if mode == "fwd":
             return lambda: matmul_forward(x, y)
         return lambda: matmul_forward_backward(x, y, g)
-    f = forward_fn(competitor, settings)
+    f = forward_fn(OP, competitor, settings)
     if mode == "fwd":
         def run_fwd():
             with torch.no_grad():
@@ -63,7 +52,7 @@ def build(competitor: str, inputs: dict, mode: str, settings: dict) -> Callable[
 
 def outputs(competitor: str, inputs: dict, settings: dict, grad: bool = False) -> list[torch.Tensor]:
     """The competitor's output on ``inputs`` (and with ``grad``, its gradients wrt x and y)."""
-    f = forward_fn(competitor, settings)
+    f = forward_fn(OP, competitor, settings)
     c = float(settings["c"])
     if not grad:
         with torch.no_grad():

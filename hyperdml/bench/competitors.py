@@ -33,7 +33,7 @@ import torch
 from hyperdml.ops import hyphc_triplet_loss, poincare_cdist
 from hyperdml.ops.reference import hyphc_triplet_loss_reference
 
-__all__ = ["Competitor", "COMPETITORS", "poincare_cdist_plain", "poincare_cdist_geoopt", "compiled"]
+__all__ = ["Competitor", "COMPETITORS", "poincare_cdist_plain", "poincare_cdist_geoopt", "compiled", "forward_fn"]
 
 
 def poincare_cdist_plain(x: torch.Tensor, y: torch.Tensor, c: float = 1.0) -> torch.Tensor:
@@ -121,3 +121,16 @@ COMPETITORS: dict[str, dict[str, Competitor]] = {
                               lambda s, m, k: (10 if m == "fwd" else 16) * s["T"] * s["D"] * k, compiled=True),
     },
 }
+
+
+def forward_fn(op: str, competitor: str, settings: dict) -> Callable:
+    """The competitor's forward with the op's signature (under ``torch.compile`` for a compiled one).
+
+    ``settings``: ``compile_backend`` (default inductor) and ``compile_mode``.
+    """
+    comp = COMPETITORS[op][competitor]
+    if comp.forward is None:
+        raise ValueError(f"competitor {competitor!r} does not compute the {op} op")
+    if comp.compiled:
+        return compiled(comp.forward, settings.get("compile_backend", "inductor"), settings.get("compile_mode"))
+    return comp.forward

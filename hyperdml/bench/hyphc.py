@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from hyperdml.bench.competitors import COMPETITORS, compiled
+from hyperdml.bench.competitors import forward_fn
 
 OP = "hyphc"
 OP_NAME = "hyphc_triplet_loss"
@@ -21,7 +21,6 @@ SWEEP_KEY = "T"
 #: Shapes of the issue (P = 2 000, D = 64, T = 10⁵ and 10⁶) and the sweep over T.
 FULL = {"P": [2000], "D": [64], "T": [100_000, 1_000_000], "sweep": [10_000, 30_000, 100_000, 300_000, 1_000_000]}
 QUICK = {"P": [50], "D": [8], "T": [1000], "sweep": [300, 1000]}
-DEFAULTS = {"c": 1.0, "tau": 0.05}
 
 
 def make_inputs(shape: dict, device: str, dtype: torch.dtype, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -38,17 +37,9 @@ def make_inputs(shape: dict, device: str, dtype: torch.dtype, seed: int = 0) -> 
     }
 
 
-def forward_fn(competitor: str, settings: dict) -> Callable:
-    """The competitor's ``f(points, triplets, sims, c, tau) → (T,)``."""
-    comp = COMPETITORS[OP][competitor]
-    if comp.compiled:
-        return compiled(comp.forward, settings.get("compile_backend", "inductor"), settings.get("compile_mode"))
-    return comp.forward
-
-
 def build(competitor: str, inputs: dict, mode: str, settings: dict) -> Callable[[], Any]:
     """A no-argument callable: the loss (``mode="fwd"``) or the gradient of its mean wrt the points."""
-    f = forward_fn(competitor, settings)
+    f = forward_fn(OP, competitor, settings)
     c, tau = float(settings["c"]), float(settings["tau"])
     points, triplets, sims = inputs["points"], inputs["triplets"], inputs["sims"]
     if mode == "fwd":
@@ -62,7 +53,7 @@ def build(competitor: str, inputs: dict, mode: str, settings: dict) -> Callable[
 
 def outputs(competitor: str, inputs: dict, settings: dict, grad: bool = False) -> list[torch.Tensor]:
     """The competitor's losses ``(T,)`` (and with ``grad``, the gradient of their mean wrt the points)."""
-    f = forward_fn(competitor, settings)
+    f = forward_fn(OP, competitor, settings)
     c, tau = float(settings["c"]), float(settings["tau"])
     if not grad:
         with torch.no_grad():

@@ -73,9 +73,10 @@ def machine_info(device: str) -> dict:
     import hyperdml
 
     cuda = str(device).startswith("cuda")
+    cpu = cpu_model()
     return {
-        "device_name": torch.cuda.get_device_name(torch.device(device)) if cuda else f"CPU: {cpu_model()}",
-        "cpu": cpu_model(),
+        "device_name": torch.cuda.get_device_name(torch.device(device)) if cuda else f"CPU: {cpu}",
+        "cpu": cpu,
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -123,15 +124,15 @@ def save_run(out_dir: str, key: str, machine: dict, run: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------- ratios
-def _key(case: dict) -> tuple:
-    return tuple(sorted(case["shape"].items())), case["mode"]
+def _key(shape: dict, mode: str) -> tuple:
+    return tuple(sorted(shape.items())), mode
 
 
 def index_cases(cases: list[dict]) -> dict:
     """``{(shape items, mode): {competitor: case}}`` (later duplicates win)."""
     table: dict = {}
     for case in cases:
-        table.setdefault(_key(case), {})[case["competitor"]] = case
+        table.setdefault(_key(case["shape"], case["mode"]), {})[case["competitor"]] = case
     return table
 
 
@@ -197,7 +198,7 @@ def evaluate_targets(op: str, device: str, dtype: str, shapes: list[dict], cases
             continue
         for shape in chosen:
             for mode in modes:
-                by_comp = table.get((tuple(sorted(shape.items())), mode), {})
+                by_comp = table.get(_key(shape, mode), {})
                 op_case, other = by_comp.get("hyperdml"), by_comp.get(comp) if comp else None
                 row = {"target": text, "shape": shape, "mode": mode, "limit": limit, "measured": None, "met": None}
                 if not _ok(op_case) or (comp and not _ok(other)):
@@ -290,7 +291,7 @@ def render_run(run: dict, link_prefix: str = "") -> list[str]:
     seen, rows_t, rows_m = set(), [], []
     for shape in order:
         for mode in ("fwd", "fwdbwd"):
-            k = (tuple(sorted(shape.items())), mode)
+            k = _key(shape, mode)
             if k in seen or k not in table:
                 continue
             seen.add(k)
@@ -403,8 +404,10 @@ def link_prefix(results_dir: str, readme_path: str) -> str:
     return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
-def update_readme(readme_path: str, block: str) -> None:
-    """Replace the text between :data:`BEGIN` and :data:`END` in ``readme_path`` with ``block``."""
+def update_readme(readme_path: str, results_dir: str, include_quick: bool = False) -> None:
+    """Replace the text between :data:`BEGIN` and :data:`END` in ``readme_path`` with
+    :func:`render_readme_block` of ``results_dir`` (plot links relative to the README)."""
+    block = render_readme_block(results_dir, include_quick, link_prefix(results_dir, readme_path))
     with open(readme_path) as f:
         text = f.read()
     if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):

@@ -62,7 +62,6 @@ def check_device(device: str) -> None:
     if not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: no CUDA device is available (torch {torch.__version__})")
     try:
-        torch.device(device)
         index = torch.device(device).index or 0
     except RuntimeError as exc:
         raise ConfigError(f"--device {device!r}: {exc}") from None

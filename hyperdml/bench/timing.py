@@ -67,6 +67,14 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
+def _timed_call(fn: Callable[[], Any], device: str) -> float:
+    """Seconds one ``fn()`` takes, the device's queued work included."""
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def _status_bytes(key: str) -> int | None:
     try:
         with open("/proc/self/status") as f:
@@ -108,22 +116,15 @@ def peak_memory(fn: Callable[[], Any], device: str) -> tuple[int, str, float]:
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        elapsed = time.perf_counter() - start
+        elapsed = _timed_call(fn, device)
         return int(torch.cuda.max_memory_allocated(device) - base), "cuda max_memory_allocated", elapsed
     _malloc_trim()
     if _reset_rss_peak():
         base = _status_bytes("VmRSS") or 0
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
+        elapsed = _timed_call(fn, device)
         return max(0, (_status_bytes("VmHWM") or 0) - base), "rss high-water (reset)", elapsed
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    fn()
-    elapsed = time.perf_counter() - start
+    elapsed = _timed_call(fn, device)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     scale = 1 if os.uname().sysname == "Darwin" else 1024  # bytes on macOS, KiB on Linux
     return max(0, (after - before) * scale), "ru_maxrss growth", elapsed
@@ -146,10 +147,7 @@ def measure(
     if min_repeats < 1 or min_run_time < 0:
         raise ValueError(f"min_repeats must be >= 1 and min_run_time >= 0, got {min_repeats}, {min_run_time}")
     threads = threads or torch.get_num_threads()
-    start = time.perf_counter()
-    fn()
-    synchronize(device)
-    first_call_s = time.perf_counter() - start
+    first_call_s = _timed_call(fn, device)
     peak, method, per_call = peak_memory(fn, device)
     per_call = max(per_call, 1e-7)
     number = max(1, math.ceil(MIN_SAMPLE_S / per_call))

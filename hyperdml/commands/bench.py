@@ -19,6 +19,7 @@ DEFAULT_README = os.path.join("benchmarks", "README.md")
 _OP_ARGS = {
     "cdist": {
         "dims": ("B", "N", "D"),
+        "sweep": "N",
         "help": "poincare_cdist(x (B,D), y (N,D), c) against bare matmuls, plain PyTorch (eager, "
                 "torch.compile) and geoopt",
         "competitors": "hyperdml, matmul, torch, compile, geoopt",
@@ -26,6 +27,7 @@ _OP_ARGS = {
     },
     "hyphc": {
         "dims": ("P", "D", "T"),
+        "sweep": "T",
         "help": "hyphc_triplet_loss(points (P,D), triplets (T,3), sims (T,3), c, tau) against the eager "
                 "pure-PyTorch formulation and torch.compile",
         "competitors": "hyperdml, eager, compile",
@@ -48,7 +50,7 @@ def _add_op_parser(sub, op: str) -> None:
         p.add_argument(f"--{dim}", default=None, metavar="LIST",
                        help=f"{_DIM_HELP[dim]}, comma-separated sizes (the cases are the Cartesian product); "
                             "default: the issue's shapes (--quick: tiny ones)")
-    sweep_key = spec["dims"][1] if op == "cdist" else "T"
+    sweep_key = spec["sweep"]
     p.add_argument("--sweep", default=None, metavar="LIST",
                    help=f"values of {sweep_key} for the time-vs-{sweep_key} plot (other sizes: the first of each "
                         "list; pass: --sweep-mode); 'none' for no sweep; default: a log-spaced series")
@@ -127,9 +129,7 @@ def _run_report(args) -> int:
 
     if not os.path.isdir(args.results):
         raise FileNotFoundError(f"no results folder {args.results}")
-    block = results.render_readme_block(args.results, include_quick=args.include_quick,
-                                        link_prefix=results.link_prefix(args.results, args.readme))
-    results.update_readme(args.readme, block)
+    results.update_readme(args.readme, args.results, include_quick=args.include_quick)
     print(f"hyperdml bench report: wrote the tables of {args.readme} from {args.results}")
     return 0
 
@@ -202,9 +202,7 @@ def run(args) -> int:
             with open(candidate) as f:
                 readme = candidate if results.BEGIN in f.read() else None
     if readme:
-        block = results.render_readme_block(args.out, include_quick=args.quick,
-                                            link_prefix=results.link_prefix(args.out, readme))
-        results.update_readme(readme, block)
+        results.update_readme(readme, args.out, include_quick=args.quick)
         print(f"refreshed the tables of {os.path.normpath(readme)}")
     failed = [c for c in run_dict["cases"] if c["status"] == "error"]
     if failed:

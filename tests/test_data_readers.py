@@ -11,6 +11,14 @@ from hyperdml.data import build_datasets
 from hyperdml.errors import DatasetError
 
 
+def check_splits(s, sizes, num_classes, train_labels, test_labels):
+    """Lengths, class counts and labels of the train / test sets of ``s``."""
+    assert (len(s.train), len(s.test)) == sizes
+    assert (s.num_train_classes, s.num_test_classes) == num_classes
+    assert s.train.labels.tolist() == train_labels
+    assert s.test.labels.tolist() == test_labels
+
+
 def write_image(path, seed=0, size=(7, 5), mode="RGB"):
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -45,10 +53,7 @@ def make_cub(root):
 def test_cub_split_counts_and_labels(tmp_path, use_parent):
     d = make_cub(tmp_path)
     s = build_datasets("cub", tmp_path if use_parent else d, image_size=16)
-    assert (len(s.train), len(s.test)) == (7, 6)
-    assert (s.num_train_classes, s.num_test_classes) == (3, 3)
-    assert s.train.labels.tolist() == [0, 0, 0, 1, 1, 2, 2]
-    assert s.test.labels.tolist() == [0, 0, 1, 1, 1, 2]
+    check_splits(s, (7, 6), (3, 3), [0, 0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 1, 2])
     assert s.train_class_names == ["001.Bird_1", "002.Bird_2", "100.Bird_100"]
     assert s.test_class_names == ["101.Bird_101", "150.Bird_150", "200.Bird_200"]
     assert s.channels == 3 and s.image_size == 16 and s.train_super_labels is None
@@ -166,9 +171,7 @@ def test_cars_mat_has_the_published_structure(tmp_path):
 def test_cars_split_counts_and_labels(tmp_path, use_parent):
     d = make_cars(tmp_path)
     s = build_datasets("cars", tmp_path if use_parent else d, image_size=8)
-    assert (len(s.train), len(s.test)) == (6, 4)  # the 'test' flag is ignored: split by class
-    assert (s.num_train_classes, s.num_test_classes) == (3, 2)
-    assert s.train.labels.tolist() == [0, 0, 1, 2, 2, 2] and s.test.labels.tolist() == [0, 0, 1, 1]
+    check_splits(s, (6, 4), (3, 2), [0, 0, 1, 2, 2, 2], [0, 0, 1, 1])  # the 'test' flag is ignored: split by class
     assert s.train_class_names == ["Make1 Model 2012", "Make50 Model 2012", "Make98 Model 2012"]
     assert s.test_class_names == ["Make99 Model 2012", "Make196 Model 2012"]
     assert s.test[3][0].shape == (3, 8, 8)
@@ -219,9 +222,7 @@ def make_sop(root):
 def test_sop_split_and_super_classes(tmp_path, use_parent):
     d = make_sop(tmp_path)
     s = build_datasets("sop", tmp_path if use_parent else d, image_size=8)
-    assert (len(s.train), len(s.test)) == (7, 6)
-    assert (s.num_train_classes, s.num_test_classes) == (3, 3)
-    assert s.train.labels.tolist() == [0, 0, 1, 1, 2, 2, 2] and s.test.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    check_splits(s, (7, 6), (3, 3), [0, 0, 1, 1, 2, 2, 2], [0, 0, 1, 1, 2, 2])
     assert s.super_class_names == ["bicycle", "chair", "toaster"]
     assert s.train_super_labels == [0, 1, 2] and s.test_super_labels == [0, 0, 2]
     assert s.train[6][0].shape == (3, 8, 8)

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from hyperdml.data.base import ImageListDataset, remap_labels
 from hyperdml.data.folders import resolve_root
-from hyperdml.data.splits import DataSplits, check_images_exist
+from hyperdml.data.splits import DataSplits, split_by_class_id
 from hyperdml.errors import DatasetError
 
 __all__ = ["load_cars"]
 
 NAME = "Cars196"
-NUM_TRAIN_CLASSES = 98  # class ids 1..98 train, 99..196 test
+NUM_TRAIN_CLASSES, NUM_CLASSES = 98, 196  # class ids 1..98 train, 99..196 test
 
 
 def _text(x) -> str:
@@ -59,21 +58,7 @@ def load_cars(root, train_transform=None, test_transform=None, image_size: int =
         names = [f"class {i}" for i in range(1, max(classes) + 1)]
     if max(classes) > len(names) or min(classes) < 1:
         raise DatasetError(f"{NAME}: class ids of {d / 'cars_annos.mat'} outside 1..{len(names)}")
-    splits = {}
-    for split in ("train", "test"):
-        ids = [i for i, c in enumerate(classes) if (c <= NUM_TRAIN_CLASSES) == (split == "train")]
-        if not ids:
-            raise DatasetError(
-                f"{NAME}: no {split} images in {d / 'cars_annos.mat'} (train: classes 1–98, test: 99–196)"
-            )
-        paths = [str(d / rel[i]) for i in ids]
-        check_images_exist(paths, d / "cars_annos.mat", NAME)
-        labels, raw = remap_labels([classes[i] for i in ids])
-        tf = train_transform if split == "train" else test_transform
-        splits[split] = ImageListDataset(paths, labels, [names[c - 1] for c in raw], tf)
-    return DataSplits(
-        train=splits["train"], test=splits["test"],
-        num_train_classes=len(splits["train"].class_names), num_test_classes=len(splits["test"].class_names),
-        channels=3, image_size=image_size,
-        train_class_names=splits["train"].class_names, test_class_names=splits["test"].class_names,
+    return split_by_class_id(
+        [str(d / r) for r in rel], classes, lambda c: names[c - 1], NUM_TRAIN_CLASSES, NUM_CLASSES,
+        d / "cars_annos.mat", NAME, train_transform, test_transform, image_size,
     )

@@ -27,7 +27,4 @@ def load_digits(image_size: int | None = None, train_transform=None, test_transf
     test = TensorImageDataset(
         images[~train_mask], target[~train_mask] - 5, [str(d) for d in range(5, 10)], test_transform
     )
-    return DataSplits(
-        train=train, test=test, num_train_classes=5, num_test_classes=5, channels=1, image_size=size,
-        train_class_names=train.class_names, test_class_names=test.class_names,
-    )
+    return DataSplits.from_sets(train, test, channels=1, image_size=size)

@@ -69,11 +69,8 @@ def load_inshop(root, train_transform=None, test_transform=None, image_size: int
     test = ImageListDataset(
         query.paths + gallery.paths, torch.cat([query.labels, gallery.labels]), test_items, test_transform
     )
-    return DataSplits(
-        train=train, test=test,
-        num_train_classes=len(train_items), num_test_classes=len(test_items),
-        channels=3, image_size=image_size,
-        train_class_names=train_items, test_class_names=test_items,
+    return DataSplits.from_sets(
+        train, test, channels=3, image_size=image_size,
         train_super_labels=[sup[category[i]] for i in train_items],
         test_super_labels=[sup[category[i]] for i in test_items],
         super_class_names=super_names, query=query, gallery=gallery,

@@ -36,8 +36,9 @@ class ClassBalancedSampler(Sampler):
             raise ValueError(
                 f"batch_size ({batch_size}) must be a positive multiple of samples_per_class ({samples_per_class})"
             )
-        self.classes, inverse = torch.unique(labels, return_inverse=True)
-        self.per_class = [torch.nonzero(inverse == i).flatten() for i in range(len(self.classes))]
+        self.classes, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+        # indices of each class in ascending order: one stable sort, not a scan of N per class
+        self.per_class = torch.split(torch.argsort(inverse, stable=True), counts.tolist())
         self.classes_per_batch = batch_size // samples_per_class
         if self.classes_per_batch > len(self.classes):
             raise ValueError(

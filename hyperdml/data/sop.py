@@ -41,11 +41,8 @@ def load_sop(root, train_transform=None, test_transform=None, image_size: int = 
         supers[split] = [class_super[c] for c in raw]
     ids = sorted(super_names)
     pos = {s: i for i, s in enumerate(ids)}
-    return DataSplits(
-        train=splits["train"], test=splits["test"],
-        num_train_classes=len(splits["train"].class_names), num_test_classes=len(splits["test"].class_names),
-        channels=3, image_size=image_size,
-        train_class_names=splits["train"].class_names, test_class_names=splits["test"].class_names,
+    return DataSplits.from_sets(
+        splits["train"], splits["test"], channels=3, image_size=image_size,
         train_super_labels=[pos[s] for s in supers["train"]], test_super_labels=[pos[s] for s in supers["test"]],
         super_class_names=[super_names[s] for s in ids],
     )

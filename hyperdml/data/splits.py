@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 from torch.utils.data import Dataset
 
+from hyperdml.data.base import ImageListDataset, remap_labels
 from hyperdml.errors import DatasetError
 
-__all__ = ["DataSplits", "check_images_exist"]
+__all__ = ["DataSplits", "check_images_exist", "split_by_class_id"]
 
 
 @dataclass
@@ -37,9 +39,44 @@ class DataSplits:
     query: Dataset | None = None
     gallery: Dataset | None = None
 
+    @classmethod
+    def from_sets(cls, train: Dataset, test: Dataset, channels: int, image_size: int, **extra) -> DataSplits:
+        """DataSplits with the class counts and names taken from ``train`` / ``test.class_names``;
+        ``extra``: the optional fields (super-labels, query, gallery)."""
+        return cls(
+            train=train, test=test, num_train_classes=len(train.class_names), num_test_classes=len(test.class_names),
+            channels=channels, image_size=image_size,
+            train_class_names=train.class_names, test_class_names=test.class_names, **extra,
+        )
+
 
 def check_images_exist(paths: list, listed_in: Path, dataset: str) -> None:
     """DatasetError if the first or last listed image is missing (cheap check of the layout)."""
     for p in (paths[0], paths[-1]):
         if not Path(p).is_file():
             raise DatasetError(f"{dataset}: expected image {p} (listed in {listed_in}), not found")
+
+
+def split_by_class_id(paths: Sequence[str], class_ids: Sequence[int], class_name: Callable[[int], str],
+                      num_train_classes: int, num_classes: int, listed_in: Path, dataset: str,
+                      train_transform, test_transform, image_size: int) -> DataSplits:
+    """The DML split of an image list by class id: ids ``1..num_train_classes`` train, the rest
+    test (all images of a class on one side), labels renumbered from 0 in each split.
+
+    ``class_name(id)`` names a class; ``listed_in`` (the list file) and ``dataset`` go into the
+    DatasetError raised when a split is empty or its first / last image is missing.
+    """
+    sets = {}
+    for split in ("train", "test"):
+        ids = [i for i, c in enumerate(class_ids) if (c <= num_train_classes) == (split == "train")]
+        if not ids:
+            raise DatasetError(
+                f"{dataset}: no {split} images in {listed_in} "
+                f"(train: classes 1–{num_train_classes}, test: {num_train_classes + 1}–{num_classes})"
+            )
+        split_paths = [paths[i] for i in ids]
+        check_images_exist(split_paths, listed_in, dataset)
+        labels, raw = remap_labels([class_ids[i] for i in ids])
+        tf = train_transform if split == "train" else test_transform
+        sets[split] = ImageListDataset(split_paths, labels, [class_name(c) for c in raw], tf)
+    return DataSplits.from_sets(sets["train"], sets["test"], channels=3, image_size=image_size)

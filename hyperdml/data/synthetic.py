@@ -27,7 +27,7 @@ from hyperdml.data.base import TensorImageDataset
 from hyperdml.data.splits import DataSplits
 from hyperdml.data.transforms import Standardize
 
-__all__ = ["make_synthetic", "render_synthetic", "load_synthetic"]
+__all__ = ["make_synthetic", "render_synthetic"]
 
 NUM_FAMILIES = 4
 
@@ -108,24 +108,17 @@ def make_synthetic(num_super: int = 4, classes_per_super: int = 8, images_per_cl
     train_k, test_k = sorted(order[:n_train]), sorted(order[n_train:])
     g = torch.Generator().manual_seed(int(seed))
     transform = transform if transform is not None else Standardize(0.5, 0.25)
-    sets = {}
+    sets, supers = {}, {}
     for split, ks in (("train", train_k), ("test", test_k)):
         pairs = [(sup, k) for sup in range(num_super) for k in ks]
         sup_ids = torch.tensor([p[0] for p in pairs]).repeat_interleave(images_per_class)
         k_ids = torch.tensor([p[1] for p in pairs]).repeat_interleave(images_per_class)
         images = render_synthetic(sup_ids, k_ids, classes_per_super, num_super, image_size, g)
         labels = torch.arange(len(pairs)).repeat_interleave(images_per_class)
-        ds = TensorImageDataset(images, labels, [f"s{a}/c{b}" for a, b in pairs], transform)
-        ds.class_super_labels = [a for a, _ in pairs]
-        sets[split] = ds
-    return DataSplits(
-        train=sets["train"], test=sets["test"],
-        num_train_classes=len(sets["train"].class_names), num_test_classes=len(sets["test"].class_names),
-        channels=3, image_size=image_size,
-        train_class_names=sets["train"].class_names, test_class_names=sets["test"].class_names,
-        train_super_labels=sets["train"].class_super_labels, test_super_labels=sets["test"].class_super_labels,
+        sets[split] = TensorImageDataset(images, labels, [f"s{a}/c{b}" for a, b in pairs], transform)
+        supers[split] = [a for a, _ in pairs]
+    return DataSplits.from_sets(
+        sets["train"], sets["test"], channels=3, image_size=image_size,
+        train_super_labels=supers["train"], test_super_labels=supers["test"],
         super_class_names=[f"s{a}" for a in range(num_super)],
     )
-
-
-load_synthetic = make_synthetic

@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["knn_search", "poincare_distance_rows", "METRICS"]
+__all__ = ["knn_search", "poincare_distance_rows", "l2_normalize", "METRICS"]
 
 METRICS = ("cosine", "euclidean", "poincare")
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x (N, D)`` scaled to unit L2 norm (rows of norm below 1e-12 divided by 1e-12)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def poincare_distance_rows(x: np.ndarray, y: np.ndarray, c: float) -> np.ndarray:
@@ -31,16 +36,14 @@ def poincare_distance_rows(x: np.ndarray, y: np.ndarray, c: float) -> np.ndarray
     return np.arccosh(1 + 2 * c * diff / den) / np.sqrt(c)
 
 
-def _exact_poincare(query: np.ndarray, gallery: np.ndarray, gal_lorentz: np.ndarray, search: int, c: float,
-                    rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def _exact_poincare(query: np.ndarray, query_lorentz: np.ndarray, gallery: np.ndarray, gal_lorentz: np.ndarray,
+                    search: int, c: float, rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Fallback: the ``search`` best gallery rows of each query by float64 Lorentz products, re-ranked
-    exactly → (indices, distances) ``(Q, search)``, nearest first."""
+    exactly → (indices, distances) ``(Q, search)``, nearest first. ``query_lorentz`` holds the queries
+    on the hyperboloid with the time coordinate negated (as :func:`knn_search` builds them)."""
     import torch
 
-    from hyperdml.geometry import to_lorentz
-
-    q = to_lorentz(torch.from_numpy(query), c)
-    q[:, 0] = -q[:, 0]
+    q = torch.from_numpy(query_lorentz)
     g = torch.from_numpy(gal_lorentz)
     out = []
     for s in range(0, len(q), rows):
@@ -82,8 +85,8 @@ def knn_search(query: np.ndarray, gallery: np.ndarray, k: int, metric: str = "co
     if not 1 <= kk <= n:
         raise ValueError(f"k = {k} neighbours asked but the gallery has {n - int(exclude_self)} candidates")
     if metric == "cosine":
-        q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
-        g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+        g = l2_normalize(gallery)
+        q = g if query is gallery else l2_normalize(query)
         index, search = _index(g, True), kk
     elif metric == "euclidean":
         q, index, search = query, _index(gallery, False), kk
@@ -92,9 +95,10 @@ def knn_search(query: np.ndarray, gallery: np.ndarray, k: int, metric: str = "co
 
         from hyperdml.geometry import to_lorentz
 
+        same = query is gallery
         query, gallery = np.asarray(query, np.float64), np.asarray(gallery, np.float64)
         g_l = to_lorentz(torch.from_numpy(gallery), c).numpy()
-        q = to_lorentz(torch.from_numpy(query), c).numpy()
+        q = g_l.copy() if same else to_lorentz(torch.from_numpy(query), c).numpy()
         q[:, 0] = -q[:, 0]
         index, max_time = _index(g_l, True), float(g_l[:, 0].max())
         search = min(n, kk + (extra if extra is not None else max(k, 32)))
@@ -120,7 +124,7 @@ def knn_search(query: np.ndarray, gallery: np.ndarray, k: int, metric: str = "co
                     kth = -np.cosh(np.sqrt(c) * d[:, kk - 1]) / c
                 bad = np.flatnonzero(~(kth > scores[:, -1].astype(np.float64) + tol))
                 if len(bad):
-                    idx[bad] = _exact_poincare(query[s:e][bad], gallery, g_l, search, c)[0]
+                    idx[bad] = _exact_poincare(query[s:e][bad], q[s:e][bad], gallery, g_l, search, c)[0]
         if exclude_self:
             own = idx[:, :kk] == np.arange(s, e)[:, None]
             own[~own.any(1), kk - 1] = True

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from hyperdml.metrics.clustering import nmi as nmi_score
-from hyperdml.metrics.knn import METRICS, knn_search
+from hyperdml.metrics.knn import METRICS, knn_search, l2_normalize
 from hyperdml.metrics.scores import map_at_r, r_precision, recall_at_k
 
 __all__ = ["evaluate_retrieval"]
@@ -33,9 +33,8 @@ def _as_labels(y, n: int, name: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},) to match the embeddings, got {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.mod(y, 1) == 0):
-            raise ValueError(f"{name} must be integers")
+    if not np.issubdtype(y.dtype, np.integer) and not np.all(np.mod(y, 1) == 0):
+        raise ValueError(f"{name} must be integers")
     return y.astype(np.int64)
 
 
@@ -116,7 +115,7 @@ def evaluate_retrieval(embeddings, labels, ks=(1, 2, 4, 8), metric: str = "cosin
     out["r_precision"] = r_precision(knn_labels, ql, rk)
     if nmi:
         if metric == "cosine":
-            feats = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            feats = l2_normalize(q)
         elif metric == "poincare":
             import torch
 

@@ -25,26 +25,16 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import os
-
     from hyperdml.errors import ConfigError
 
     if args.max_points < 0:
         raise ConfigError(f"--max-points must be >= 0, got {args.max_points}")
-    path = args.checkpoint
-    if os.path.isdir(path):
-        path = os.path.join(path, "last.pt")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from hyperdml.train.distributed import resolve_device
     from hyperdml.viz.report import write_hierarchy_report
 
-    result = write_hierarchy_report(path, args.out, fmt=args.format, max_points=args.max_points, device=device,
-                                    data_root=args.data_root)
+    # a run folder means its last.pt, and a missing file is a FileNotFoundError: both in the report
+    result = write_hierarchy_report(args.checkpoint, args.out, fmt=args.format, max_points=args.max_points,
+                                    device=str(resolve_device(args.device)), data_root=args.data_root)
     spaces = result["metrics"]["spaces"]
     for space, m in spaces.items():
         cost = m["dasgupta_cost"]

@@ -11,18 +11,11 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
-from matplotlib.patches import Circle
+from matplotlib.patches import Circle, Rectangle
 
 from hyperdml.viz.style import GREY, new_figure, palette
 
 __all__ = ["geodesic_arc", "plot_poincare_disk"]
-
-
-def plt_rectangle(half: float):
-    """The square ``[−half, half]²`` as an outline patch (the zoomed region in the inset)."""
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((-half, -half), 2 * half, 2 * half, fill=False, lw=0.8, color="tab:red")
 
 
 def geodesic_arc(p, q, n: int = 48) -> np.ndarray:
@@ -153,7 +146,8 @@ def plot_poincare_disk(
                 color="dimgray", ha="left", va="bottom")
         inset = ax.inset_axes([0.80, 0.0, 0.2, 0.2])
         inset.add_patch(Circle((0, 0), 1.0, fill=False, lw=0.8, color="black"))
-        inset.add_patch(plt_rectangle(view))
+        # the zoomed region, the square [−view, view]²
+        inset.add_patch(Rectangle((-view, -view), 2 * view, 2 * view, fill=False, lw=0.8, color="tab:red"))
         inset.set_xlim(-1.05, 1.05)
         inset.set_ylim(-1.05, 1.05)
         inset.set_aspect("equal")

@@ -45,7 +45,7 @@ from hyperdml import geometry
 from hyperdml.errors import CheckpointError, HyperdmlError
 from hyperdml.hierarchy import decode_tree, dendrogram_purity, tree_height
 from hyperdml.viz.proxies import ProxySet, find_proxies
-from hyperdml.viz.style import FORMATS, save_figure
+from hyperdml.viz.trees import cosine_tree, dasgupta_cost_features, dasgupta_cost_labels, tree_edges
 
 __all__ = ["analyze_proxies", "hierarchy_figures", "write_loss_report", "write_hierarchy_report"]
 
@@ -64,11 +64,16 @@ def _super_ok(super_labels, num_classes: int):
     return s
 
 
-def _space_metrics(z, leaves_super, sims: dict, seconds: float, tree: str) -> dict:
-    from hyperdml.viz.trees import dasgupta_cost_features, dasgupta_cost_labels
+def _tree(space: str, points, c) -> np.ndarray:
+    """The tree of one space's points: HypHC decoding in the ball, cosine single linkage in Euclidean space."""
+    return decode_tree(points, c) if space == "hyperbolic" else cosine_tree(points)
 
+
+def _space_metrics(z, leaves_super, sims: dict, seconds: float, tree: str) -> dict:
     out = {"tree": tree, "leaves": int(z.shape[0] + 1), "tree_height": tree_height(z), "seconds": round(seconds, 3)}
-    if leaves_super is not None and np.bincount(leaves_super).max() > 1:
+    # purity and the super-class cost need two leaves sharing a super-class
+    grouped = leaves_super is not None and np.bincount(leaves_super).max() > 1
+    if grouped:
         out["dendrogram_purity"] = dendrogram_purity(z, leaves_super)
         rng = np.random.default_rng(0)
         out["dendrogram_purity_shuffled"] = float(np.mean(
@@ -76,7 +81,7 @@ def _space_metrics(z, leaves_super, sims: dict, seconds: float, tree: str) -> di
     else:
         out["dendrogram_purity"] = out["dendrogram_purity_shuffled"] = None
     costs = {}
-    if leaves_super is not None and np.bincount(leaves_super).max() > 1:
+    if grouped:
         costs["super_class"] = dasgupta_cost_labels(z, leaves_super)
     for name, feats in sims.items():
         costs[name] = dasgupta_cost_features(z, feats)
@@ -116,36 +121,21 @@ def analyze_proxies(loss, *, super_labels=None, max_proxy_leaves: int = MAX_PROX
         sims["euclidean_proxies"] = points["euclidean"]
 
     trees, metrics = {}, {}
-    t = time.perf_counter()
-    trees["hyperbolic"] = decode_tree(points["hyperbolic"], c)
-    metrics["hyperbolic"] = _space_metrics(
-        trees["hyperbolic"], sup, sims, time.perf_counter() - t,
-        "HypHC decoding: single linkage on LCA depth of the class proxies",
-    )
-    metrics["hyperbolic"].update(c=c, clip_r=hyp.clip_r, dim=int(hyp.points.shape[1]))
-    if "euclidean" in found:
-        from hyperdml.viz.trees import cosine_tree
-
+    for space, what in (("hyperbolic", "HypHC decoding: single linkage on LCA depth of the class proxies"),
+                        ("euclidean", "single linkage on cosine similarity of the class proxies")):
+        if space not in found:
+            continue
+        ps = found[space]
         t = time.perf_counter()
-        trees["euclidean"] = cosine_tree(points["euclidean"])
-        metrics["euclidean"] = _space_metrics(
-            trees["euclidean"], sup, sims, time.perf_counter() - t,
-            "single linkage on cosine similarity of the class proxies",
-        )
-        metrics["euclidean"]["dim"] = int(found["euclidean"].points.shape[1])
-
-    for name, ps in found.items():
-        n = ps.num_classes * ps.per_class
+        trees[space] = _tree(space, points[space], ps.c)
+        m = metrics[space] = _space_metrics(trees[space], sup, sims, time.perf_counter() - t, what)
+        if space == "hyperbolic":
+            m.update(c=c, clip_r=ps.clip_r)
+        m["dim"] = int(ps.points.shape[1])
         purity = None
-        if ps.per_class > 1 and n <= max_proxy_leaves:
-            if name == "hyperbolic":
-                z_all = decode_tree(ps.points, ps.c)
-            else:
-                from hyperdml.viz.trees import cosine_tree
-
-                z_all = cosine_tree(ps.points)
-            purity = dendrogram_purity(z_all, ps.labels)
-        metrics[name]["proxy_class_purity"] = purity
+        if ps.per_class > 1 and ps.num_classes * ps.per_class <= max_proxy_leaves:
+            purity = dendrogram_purity(_tree(space, ps.points, ps.c), ps.labels)
+        m["proxy_class_purity"] = purity
 
     leaf_depth = 2 * np.arctanh(np.minimum(
         np.sqrt(c) * points["hyperbolic"].norm(dim=1).numpy(), np.nextafter(1.0, 0.0))) / np.sqrt(c)
@@ -164,6 +154,13 @@ def analyze_proxies(loss, *, super_labels=None, max_proxy_leaves: int = MAX_PROX
     }
     return {"proxies": found, "class_points": points, "trees": trees, "depth_max": float(leaf_depth.max()),
             "super_labels": sup, "metrics": summary}
+
+
+def _check_format(fmt: str) -> None:
+    from hyperdml.viz.style import FORMATS  # Matplotlib is loaded only to plot
+
+    if fmt not in FORMATS:
+        raise HyperdmlError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
 def _fmt(v, spec=".3f") -> str:
@@ -211,11 +208,9 @@ def hierarchy_figures(
         analysis: a result of :func:`analyze_proxies` to reuse.
         name: shown in the titles (e.g. the data set).
     """
-    from hyperdml.hierarchy import decode_tree as _decode
     from hyperdml.viz.dendrogram_plot import plot_dendrograms
     from hyperdml.viz.disk import plot_poincare_disk
     from hyperdml.viz.reduce import TangentPCA
-    from hyperdml.viz.trees import tree_edges
 
     an = analysis if analysis is not None else analyze_proxies(loss, super_labels=super_labels)
     hyp: ProxySet = an["proxies"]["hyperbolic"]
@@ -247,7 +242,7 @@ def hierarchy_figures(
     pts = an["class_points"]["hyperbolic"]
     if C > max_disk_classes:
         shown = np.sort(rng.choice(C, max_disk_classes, replace=False))
-        z_shown = _decode(pts[shown], c)
+        z_shown = decode_tree(pts[shown], c)
         sample_txt = f"a sample of {max_disk_classes} of {C} classes"
     else:
         shown, z_shown, sample_txt = np.arange(C), an["trees"]["hyperbolic"], f"{C} classes"
@@ -266,7 +261,7 @@ def hierarchy_figures(
         if embedding_keys is not None:
             emb_keys = np.asarray(embedding_keys, dtype=np.int64).reshape(-1)[idx]
     keys = sup[shown] if sup is not None else shown
-    key_names = snames if sup is not None else [names[i] for i in range(C)] if C <= 24 else None
+    key_names = snames if sup is not None else names if C <= 24 else None
     clip = hyp.clip_r
     clip_disk = math.tanh(math.sqrt(c) * clip) if clip is not None else None
     mh = an["metrics"]["spaces"]["hyperbolic"]
@@ -289,8 +284,9 @@ def write_loss_report(loss, out_dir, *, fmt: str = "png", notes=None, extra: dic
     ``kwargs`` go to :func:`hierarchy_figures`. Returns ``{"files": {name: path}, "metrics": dict,
     "notes": [str]}``.
     """
-    if fmt not in FORMATS:
-        raise HyperdmlError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    from hyperdml.viz.style import save_figure
+
+    _check_format(fmt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figs, an = hierarchy_figures(loss, **kwargs)
@@ -394,8 +390,7 @@ def write_hierarchy_report(checkpoint, out_dir, *, fmt: str = "png", max_points:
         "notes": [str]}``. Raises :class:`~hyperdml.errors.CheckpointError` for a file that is not
         a hyperdml checkpoint or a checkpoint without hyperbolic proxies.
     """
-    if fmt not in FORMATS:
-        raise HyperdmlError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    _check_format(fmt)
     if isinstance(checkpoint, (str, os.PathLike)):
         if os.path.isdir(checkpoint):
             checkpoint = os.path.join(checkpoint, "last.pt")
@@ -403,11 +398,10 @@ def write_hierarchy_report(checkpoint, out_dir, *, fmt: str = "png", max_points:
             from hyperdml.train.checkpoint import load_checkpoint
         except ImportError as exc:  # pragma: no cover - the trainer ships with the package
             raise HyperdmlError(f"cannot load checkpoints: hyperdml.train is unavailable ({exc})") from exc
-        ckpt = load_checkpoint(checkpoint)
+        ckpt = load_checkpoint(checkpoint)  # validates the format, version and keys itself
         source = str(checkpoint)
     else:
-        ckpt, source = checkpoint, "checkpoint"
-    ckpt = _check_checkpoint(ckpt)
+        ckpt, source = _check_checkpoint(checkpoint), "checkpoint"
     from hyperdml.train import build_from_checkpoint
 
     model, loss = build_from_checkpoint(ckpt, device=device)

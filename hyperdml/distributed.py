@@ -4,10 +4,10 @@ Outside an initialised process group (or with a world of one) every helper is th
 ``world_size() == 1``, ``rank() == 0``, the gathers return their input. The losses (Calibrate
 Proxy's queues) and the trainer use them.
 
-Per-rank batch sizes: the gathers concatenate along dim 0 in rank order. Ranks with equal
-``t.shape[0]`` (the normal case: ``DistributedClassBalancedSampler`` yields equal per-rank
-batches) cost one ``all_gather``; unequal sizes are handled too (each rank's rows are padded to the
-largest size, then trimmed), at the cost of a second small collective that exchanges the sizes.
+Per-rank batch sizes: the gathers concatenate along dim 0 in rank order. Each gather is two
+collectives: a small ``all_gather`` of every rank's ``t.shape[0]``, then the rows, padded to the
+largest size and trimmed, so unequal sizes are handled (equal ones, as
+``DistributedClassBalancedSampler`` yields, need no padding).
 The other dimensions, the dtype and the device type must agree across ranks. Every rank must call
 a gather the same number of times, in the same order (it is a collective).
 """
@@ -81,7 +81,7 @@ class _AllGatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grad = grad.contiguous().clone()
+        grad = grad.clone(memory_format=torch.contiguous_format)  # all_reduce writes in place
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         start = sum(ctx.sizes[: ctx.rank])
         return grad[start : start + ctx.sizes[ctx.rank]]

@@ -1,4 +1,4 @@
-"""Shared fixtures: devices to test on and points spread through the Poincaré ball."""
+"""Shared fixtures: devices to test on, points spread through the Poincaré ball, and Recall@1."""
 
 from __future__ import annotations
 
@@ -11,9 +11,24 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import hyperdml  # noqa: F401  (registers the ops; warns once if the extension is missing)
 
+from hyperdml.ops import poincare_cdist  # noqa: E402
+from hyperdml.spaces import PoincareSpace  # noqa: E402
+
 CUDA = torch.cuda.is_available()
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device"))]
 requires_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device")
+
+
+def recall_at_1(emb: torch.Tensor, labels: torch.Tensor, space) -> float:
+    """Leave-one-out Recall@1 by exact kNN: cosine (Euclidean) or geodesic distance (Poincaré)."""
+    with torch.no_grad():
+        if isinstance(space, PoincareSpace):
+            dist = poincare_cdist(emb, emb, space.c)
+        else:
+            unit = torch.nn.functional.normalize(emb, dim=1)
+            dist = -unit @ unit.t()
+        dist.fill_diagonal_(float("inf"))
+        return (labels[dist.argmin(dim=1)] == labels).float().mean().item()
 
 
 @pytest.fixture(params=DEVICES)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import recall_at_1
 from hyperdml.losses import CHEST, ProxyAnchor, ProxyNCA, SoftTriple
-from hyperdml.ops import poincare_cdist
 from hyperdml.optim import make_optimizer
 from hyperdml.spaces import EuclideanSpace, PoincareSpace
 
@@ -59,18 +59,6 @@ def problem():
         return x, y
 
     return sample(256), sample(32)
-
-
-def recall_at_1(emb: torch.Tensor, labels: torch.Tensor, space) -> float:
-    """Leave-one-out Recall@1 by exact kNN: cosine (Euclidean) or geodesic distance (Poincaré)."""
-    with torch.no_grad():
-        if isinstance(space, PoincareSpace):
-            dist = poincare_cdist(emb, emb, space.c)
-        else:
-            unit = torch.nn.functional.normalize(emb, dim=1)
-            dist = -unit @ unit.t()
-        dist.fill_diagonal_(float("inf"))
-        return (labels[dist.argmin(dim=1)] == labels).float().mean().item()
 
 
 def _batches(n):

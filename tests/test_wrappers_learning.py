@@ -26,8 +26,8 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
+from conftest import recall_at_1
 from hyperdml.losses import CalibrateProxy, HierarchicalProxy, ProxyAnchor, ProxyNCA, SoftTriple
-from hyperdml.ops import poincare_cdist
 from hyperdml.optim import make_optimizer
 from hyperdml.spaces import EuclideanSpace, PoincareSpace
 
@@ -100,18 +100,6 @@ def hierarchy_problem(seed: int = 0):
     x = torch.randn(len(y), D_IN, generator=gen) * 2.0
     x[:, :D_INF] = means[y] + torch.randn(len(y), D_INF, generator=gen) * 0.4
     return x, y
-
-
-def recall_at_1(emb: torch.Tensor, labels: torch.Tensor, space) -> float:
-    """Leave-one-out Recall@1 by exact kNN: cosine (Euclidean) or geodesic distance (Poincaré)."""
-    with torch.no_grad():
-        if isinstance(space, PoincareSpace):
-            dist = poincare_cdist(emb, emb, space.c)
-        else:
-            unit = torch.nn.functional.normalize(emb, dim=1)
-            dist = -unit @ unit.t()
-        dist.fill_diagonal_(float("inf"))
-        return (labels[dist.argmin(dim=1)] == labels).float().mean().item()
 
 
 def train(loss, x_tr, y_tr, seed: int = 0) -> torch.nn.Module:

@@ -113,11 +113,10 @@ class ProxyLossWrapper(nn.Module):
         """The base's proxies as points of the space ``(C·K, D)``."""
         return self.base.proxy_points()
 
-
     @staticmethod
-    def _check_epoch(epoch) -> int:
+    def _check_epoch(epoch, name: str = "epoch") -> int:
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+            raise ValueError(f"{name} must be an int >= 0, got {epoch!r}")
         return int(epoch)
 
 
@@ -168,9 +167,8 @@ class CalibrateProxy(ProxyLossWrapper):
     - **Distributed.** Under ``torch.distributed`` the embeddings and labels to enqueue are first
       gathered from all ranks (``hyperdml.distributed.all_gather_no_grad``), so every rank holds
       the same queues; every rank must therefore run the same number of training forwards.
-      Equal per-rank batch sizes are the normal case (unequal ones cost an extra small
-      collective). A caller that already passes the all-gathered global batch sets
-      ``gather_queue=False``.
+      Per-rank batch sizes may differ. A caller that already passes the all-gathered global
+      batch sets ``gather_queue=False``.
 
     Memory: the queues are buffers ``queue (C, M, D)``, ``queue_ptr (C,)``, ``queue_count (C,)``
     allocated once (in the base's proxy dtype/device); they live in ``state_dict`` and move with
@@ -213,8 +211,6 @@ class CalibrateProxy(ProxyLossWrapper):
         super().__init__(base)
         if isinstance(queue_size, bool) or not isinstance(queue_size, numbers.Integral) or queue_size < 1:
             raise ValueError(f"queue_size must be a positive int (embeddings kept per class), got {queue_size!r}")
-        if isinstance(start_epoch, bool) or not isinstance(start_epoch, numbers.Integral) or start_epoch < 0:
-            raise ValueError(f"start_epoch must be an int >= 0, got {start_epoch!r}")
         weight = calibration_weight
         if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight >= 0):
             raise ValueError(f"calibration_weight must be a finite number >= 0, got {calibration_weight!r}")
@@ -222,7 +218,7 @@ class CalibrateProxy(ProxyLossWrapper):
             isinstance(center_weight, numbers.Real) and math.isfinite(center_weight) and center_weight >= 0
         ):
             raise ValueError(f"center_weight must be a finite number >= 0, got {center_weight!r}")
-        self.queue_size, self.start_epoch = int(queue_size), int(start_epoch)
+        self.queue_size, self.start_epoch = int(queue_size), self._check_epoch(start_epoch, "start_epoch")
         self.calibration_weight = float(calibration_weight)
         self.center_weight = float(center_weight)
         self.gather_queue = bool(gather_queue)
@@ -230,9 +226,8 @@ class CalibrateProxy(ProxyLossWrapper):
         self.parts: dict[str, torch.Tensor] = {}
         self._centres_cache: torch.Tensor | None = None  # set during one forward only
         p = base.proxies
-        dtype = p.dtype if p.is_floating_point() else torch.get_default_dtype()
         c, d, m = base.num_classes, base.embedding_size, self.queue_size
-        self.register_buffer("queue", torch.zeros(c, m, d, dtype=dtype, device=p.device))
+        self.register_buffer("queue", torch.zeros(c, m, d, dtype=p.dtype, device=p.device))
         self.register_buffer("queue_ptr", torch.zeros(c, dtype=torch.long, device=p.device))
         self.register_buffer("queue_count", torch.zeros(c, dtype=torch.long, device=p.device))
 
@@ -373,7 +368,6 @@ class CalibrateProxy(ProxyLossWrapper):
         proxies = base.proxy_points().view(c, k, d)
         if self.calibration_weight == 0:
             return proxies.sum() * 0.0
-        mask = self._valid_mask()[:, None, :]  # (C, 1, M)
         space = base.space
         if isinstance(space, PoincareSpace):
             sq = poincare_sq_dist_batched(proxies, self.queue.clone(), space.c)
@@ -385,6 +379,7 @@ class CalibrateProxy(ProxyLossWrapper):
         else:  # another space: its similarity, class by class (2 − 2s as the squared distance)
             cos = torch.stack([space.similarity(proxies[i], self.queue[i].clone()) for i in range(c)])
             sq = (2 - 2 * cos).clamp_min(0)
+        mask = self._valid_mask()[:, None, :]  # (C, 1, M)
         total = torch.where(mask, sq, torch.zeros((), dtype=sq.dtype, device=sq.device)).sum()
         pairs = (self.queue_count.sum() * k).clamp_min(1).to(total.dtype)
         return self.calibration_weight * (total / pairs)

@@ -18,13 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from hyperdml import distributed, geometry
-from hyperdml.losses.base import ProxyLoss
+from hyperdml.losses.base import _HALF, ProxyLoss
 from hyperdml.losses.calibrate_proxy import ProxyLossWrapper
 from hyperdml.spaces import EuclideanSpace, PoincareSpace
 
 __all__ = ["HierarchicalProxy", "kmeans"]
-
-_HALF = (torch.float16, torch.bfloat16)
 
 
 def kmeans(

@@ -4,8 +4,8 @@ Trains a small CNN with the dual head (Euclidean ``z_E`` and hyperbolic ``z_H``)
 loss on the embedded synthetic data set (4 super-classes × 4 training classes; the 16 test
 classes are unseen), evaluates both heads on the test classes, writes the run to ``--out``
 (``last.pt``, ``log.jsonl``, ``metrics.json``, ``config.json``), then the hierarchy report of
-the proxies (``<out>/viz``, when :func:`hyperdml.viz.write_hierarchy_report` is available), and
-prints a table of both heads' metrics.
+the proxies (``<out>/viz``, :func:`hyperdml.viz.write_hierarchy_report`, on the data the run
+trained on), and prints a table of both heads' metrics.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, seed: int | None
     import torch
 
     from hyperdml.train.evaluate import format_metrics_table
-    from hyperdml.train.trainer import train
+    from hyperdml.train.trainer import Trainer
+    from hyperdml.viz import write_hierarchy_report
 
     config = dict(DEMO_CONFIG, out=out, quiet=quiet)
     if epochs is not None:
@@ -58,9 +59,11 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, seed: int | None
     torch.set_num_threads(threads or 1)
     t0 = time.perf_counter()
     try:
-        heads = train(config)
+        trainer = Trainer(config)
+        heads = trainer.run()
         seconds = time.perf_counter() - t0
-        viz = _hierarchy_report(os.path.join(out, "last.pt"), os.path.join(out, "viz"), quiet)
+        # the run's data sets, not built a second time from the checkpoint's config
+        viz = write_hierarchy_report(os.path.join(out, "last.pt"), os.path.join(out, "viz"), splits=trainer.splits)
     finally:
         torch.set_num_threads(previous)
     if not quiet:
@@ -69,15 +72,14 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, seed: int | None
               "retrieval on the 16 unseen test classes (%):")
         print(format_metrics_table(heads))
         print(f"run written to {out}/ (last.pt, log.jsonl, metrics.json)")
-        if viz is not None:
-            print(_tree_summary(viz))
-            print(f"hierarchy report written to {out}/viz/")
+        print(_tree_summary(viz))
+        print(f"hierarchy report written to {out}/viz/")
     return {"heads": heads, "seconds": seconds, "viz": viz}
 
 
 def _tree_summary(report: dict) -> str:
     """One line per space: dendrogram purity against the super-classes and Dasgupta cost."""
-    spaces = (report.get("tree_metrics") or report.get("metrics") or report).get("spaces", {})
+    spaces = (report.get("metrics") or {}).get("spaces", {})
     lines = ["tree decoded from the class proxies (dendrogram purity vs the 4 super-classes, higher is better; "
              "Dasgupta cost, lower is better):"]
     for name, m in spaces.items():
@@ -93,16 +95,3 @@ def _tree_summary(report: dict) -> str:
         lines.append(text)
     return "\n".join(lines) if len(lines) > 1 else "(no tree metrics in the hierarchy report)"
 
-
-def _hierarchy_report(checkpoint: str, out_dir: str, quiet: bool):
-    """``hyperdml.viz.write_hierarchy_report`` on the demo's checkpoint, when the package has it."""
-    try:
-        from hyperdml import viz
-    except ImportError:
-        return None
-    write = getattr(viz, "write_hierarchy_report", None)
-    if write is None:
-        if not quiet:
-            print("(hyperdml.viz.write_hierarchy_report is not available: no hierarchy plots)")
-        return None
-    return write(checkpoint, out_dir)

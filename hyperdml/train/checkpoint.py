@@ -143,8 +143,6 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         if "Unsupported global" in text:
             why = (f"it holds objects other than tensors and plain data, refused by weights_only loading "
                    f"({msg[:160]})")
-        elif os.path.getsize(path) == 0:
-            why = "the file is empty"
         else:
             why = f"the file is truncated or corrupt ({type(exc).__name__}: {msg[:200]})"
         raise CheckpointError(f"{path} is not a readable hyperdml checkpoint: {why}") from None

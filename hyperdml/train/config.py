@@ -157,11 +157,8 @@ def resolve_config(config: dict | None = None, **overrides) -> dict:
         raise ConfigError(f"--lr must be > 0, got {cfg['lr']!r}")
     cfg["lr"] = float(cfg["lr"])
     args = cfg["loss_args"]
-    if isinstance(args, (list, tuple)):
-        args = parse_loss_args(cfg["loss"], list(args))
-    elif isinstance(args, dict):
-        args = parse_loss_args(cfg["loss"], args)
-    else:
+    if not isinstance(args, (dict, list, tuple)):
         raise ConfigError(f"loss_args must be a dict or a list of key=value strings, got {type(args).__name__}")
+    args = parse_loss_args(cfg["loss"], args if isinstance(args, dict) else list(args))
     cfg["loss_args"] = {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}
     return cfg

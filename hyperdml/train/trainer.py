@@ -30,11 +30,12 @@ import time
 import torch
 from torch import nn
 
+from hyperdml.distributed import all_gather_no_grad, all_gather_with_grad
 from hyperdml.errors import ConfigError, HyperdmlError
 from hyperdml.train.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
 from hyperdml.train.config import resolve_config
 from hyperdml.train.distributed import cleanup_distributed, env_world_size, setup_distributed
-from hyperdml.train.evaluate import evaluate_model, format_metrics_table, load_state
+from hyperdml.train.evaluate import evaluate_model, load_state
 from hyperdml.train.rng import rng_state, seed_everything, set_rng_state
 from hyperdml.train.schedule import WarmupSchedule
 
@@ -199,7 +200,12 @@ class Trainer:
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.net = DDP(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.loss_params = [p for p in self.loss.parameters() if p.requires_grad]
-        self._restore_gather = _losses_take_global_batches(self.loss) if self.world > 1 else None
+        if self.world > 1:
+            # The loss gets the all-gathered global batch: a CalibrateProxy enqueues it as is
+            # instead of gathering it again (the trainer owns this loss; nothing to restore).
+            for m in self.loss.modules():
+                if hasattr(m, "gather_queue"):
+                    m.gather_queue = False
         self.log = _JsonLog(os.path.join(self.out, "log.jsonl") if self.is_main else None,
                             truncate_after_step=self.step if self.ckpt is not None else None)
 
@@ -290,8 +296,6 @@ class Trainer:
     def _gather(self, t: torch.Tensor, with_grad: bool) -> torch.Tensor:
         if self.world == 1:
             return t
-        from hyperdml.distributed import all_gather_no_grad, all_gather_with_grad
-
         return all_gather_with_grad(t) if with_grad else all_gather_no_grad(t)
 
     def _loss(self, out: dict, labels: torch.Tensor) -> torch.Tensor:
@@ -437,25 +441,16 @@ class Trainer:
                 last_heads = self.metrics.get("heads")
         return last_heads
 
-
-def _losses_take_global_batches(loss: nn.Module):
-    """Tell the loss modules that their inputs are the all-gathered global batch.
-
-    Modules with a ``gather_queue`` attribute (:class:`hyperdml.losses.CalibrateProxy`) get
-    ``False``, so they enqueue the global batch once instead of gathering it again. Returns a
-    function that undoes it.
-    """
-    undo = []
-    for m in loss.modules():
-        if hasattr(m, "gather_queue"):
-            undo.append((m, m.gather_queue))
-            m.gather_queue = False
-
-    def restore():
-        for m, v in undo:
-            m.gather_queue = v
-
-    return restore
+    def run(self) -> dict | None:
+        """:meth:`fit` under the config's ``deterministic`` setting, then the process group torn
+        down when torchrun started this process (what :func:`train` does)."""
+        distributed_here = env_world_size() > 1
+        try:
+            with _deterministic(self.cfg["deterministic"]):
+                return self.fit()
+        finally:
+            if distributed_here:
+                cleanup_distributed()
 
 
 @contextlib.contextmanager
@@ -484,13 +479,4 @@ def train(config: dict, *, resume: str | None = None, progress: bool | None = No
         rank 0 (None on the other ranks). Files in ``config["out"]``: ``last.pt``, ``log.jsonl``,
         ``metrics.json``, ``config.json``.
     """
-    trainer = Trainer(config, resume=resume, progress=progress)
-    distributed_here = env_world_size() > 1
-    try:
-        with _deterministic(trainer.cfg["deterministic"]):
-            return trainer.fit()
-    finally:
-        if getattr(trainer, "_restore_gather", None) is not None:
-            trainer._restore_gather()
-        if distributed_here:
-            cleanup_distributed()
+    return Trainer(config, resume=resume, progress=progress).run()

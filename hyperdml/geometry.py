@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from hyperdml.ops._checks import check_curvature, check_in_ball
+
 # geoopt imports torch.jit.script at import time and warns about it on new torch releases.
 import warnings
 
@@ -25,27 +27,19 @@ __all__ = ["ball", "expmap0", "logmap0", "project", "clip_features", "to_ball", 
 BALL_EPS = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
-def _check_c(c: float) -> float:
-    """``c`` as a float; ``ValueError`` unless it is a finite number > 0."""
-    c = float(c)
-    if not (c > 0 and math.isfinite(c)):
-        raise ValueError(f"curvature c must be a finite number > 0, got {c}")
-    return c
-
-
 def ball(c: float = 1.0) -> geoopt.PoincareBall:
     """geoopt's Poincaré ball of curvature −c (``c > 0``).
 
     The curvature is stored in float64: geoopt would keep a Python float as float32, which puts
     float64 maths off by ~1e-8 relative at c = 0.1. float32 inputs still compute in float32.
     """
-    return geoopt.PoincareBall(c=torch.tensor(_check_c(c), dtype=torch.float64))
+    return geoopt.PoincareBall(c=torch.tensor(check_curvature(c), dtype=torch.float64))
 
 
 def project(x: torch.Tensor, c: float = 1.0) -> torch.Tensor:
     """Rescale rows of ``x (..., D)`` that reach past ``(1 − eps)/√c`` back inside the ball."""
     eps = BALL_EPS.get(x.dtype, 1e-5)
-    max_norm = (1 - eps) / _check_c(c) ** 0.5
+    max_norm = (1 - eps) / check_curvature(c) ** 0.5
     norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-15)
     return torch.where(norm > max_norm, x / norm * max_norm, x)
 
@@ -85,10 +79,8 @@ def to_lorentz(x: torch.Tensor, c: float = 1.0) -> torch.Tensor:
     ``(x0, x_1..D) = ((1 + c‖x‖²), 2x√c) / (√c (1 − c‖x‖²))``, so that
     ``d_c(x, y) = arccosh(−c⟨X, Y⟩_L) / √c`` with the Lorentz product ``⟨X, Y⟩_L = −X0Y0 + Σ XiYi``.
     """
-    c = _check_c(c)
+    c = check_curvature(c)
+    check_in_ball(x, c, "x")
     sq = c * x.pow(2).sum(-1, keepdim=True)
-    if x.numel() and not bool((sq < 1).all()):
-        bad = "NaN" if bool(torch.isnan(sq).any()) else "a point on or outside the boundary of the ball"
-        raise ValueError(f"to_lorentz: x contains {bad} (curvature -{c}: norms must be < 1/sqrt(c))")
     denom = (1 - sq) * c**0.5
     return torch.cat([(1 + sq) / denom, 2 * c**0.5 * x / denom], dim=-1)

@@ -19,18 +19,18 @@ import torch
 import torch.nn.functional as F
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from hyperdml.geometry import BALL_EPS  # noqa: E402
 from hyperdml.losses import CHEST, HypHCLoss, ProxyAnchor, ProxyNCA, SoftTriple  # noqa: E402
 from hyperdml.ops.reference import hyphc_triplet_loss_reference  # noqa: E402
 from hyperdml.spaces import EuclideanSpace, PoincareSpace  # noqa: E402
+from test_property_ops import quick_and_ci, safe_reference  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 DTYPES = (torch.float32, torch.float64)
-CI = settings.get_profile("ci")
 
 
 # -- oracles (float64) -----------------------------------------------------------------------
@@ -63,23 +63,13 @@ def to_ball(v, c, clip_r, dtype):
     return project(project(x, c, dtype, GEOOPT_EPS[dtype]), c, dtype)
 
 
-def distance(x, y, c):
-    """Geodesic distance, exact difference form, subgradient 0 at x == y."""
-    sq = (x[:, None, :] - y[None, :, :]).pow(2).sum(-1)
-    alpha = 1 - c * x.pow(2).sum(-1)
-    beta = 1 - c * y.pow(2).sum(-1)
-    pos = sq > 0
-    u = torch.where(pos, 2 * c * sq / (alpha[:, None] * beta[None, :]), torch.ones_like(sq))
-    return torch.where(pos, torch.log1p(u + torch.sqrt(u * (u + 2))) / math.sqrt(c), torch.zeros_like(sq))
-
-
 def oracle_similarity(space, emb, proxies, dtype):
     """(B, D) head outputs × proxy parameter (M, D) → (B, M); ``dtype``: the tested loss's."""
     if space.kind == "euclidean":
         return cosine(emb, proxies)
     x = to_ball(emb, space.c, space.clip_r, dtype)
     p = proxy_points(space, proxies, dtype)
-    return space.sim_offset - space.sim_scale * distance(x, p, space.c)
+    return space.sim_offset - space.sim_scale * safe_reference(x, p, space.c)
 
 
 def proxy_points(space, proxies, dtype):
@@ -265,16 +255,9 @@ def compare_cosine_gradient(g, ref, emb, layout, dtype, what):
     assert bool((err <= allowed).all()), f"{what} off by {err.max().item():.3g}"
 
 
-@given(proxy_case())
-def test_proxy_losses_match_oracle(case):
-    check_proxy_loss(case)
-
-
-@pytest.mark.slow
-@settings(CI, max_examples=300)
-@given(proxy_case())
-def test_proxy_losses_match_oracle_ci(case):
-    check_proxy_loss(case)
+test_proxy_losses_match_oracle, test_proxy_losses_match_oracle_ci = quick_and_ci(
+    proxy_case(), check_proxy_loss, max_examples=300
+)
 
 
 # -- HypHCLoss and CHEST ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from conftest import ball_points  # noqa: E402
 from hyperdml.geometry import BALL_EPS  # noqa: E402
 from hyperdml.ops import hyphc_triplet_loss, poincare_cdist  # noqa: E402
 from hyperdml.ops.reference import (  # noqa: E402
@@ -84,6 +85,12 @@ def layout(leaf: torch.Tensor, kind: str, rows: int) -> torch.Tensor:
         pad = torch.zeros(leaf.shape[0], 3, dtype=leaf.dtype)
         return torch.cat([leaf, pad], dim=1)[:, : leaf.shape[1]]
     return leaf[:1].expand(rows, leaf.shape[1])
+
+
+def quick_and_ci(strategy, check, **ci):
+    """Two tests of ``check(case)`` on ``strategy``: a quick one under the active profile and a
+    ``slow`` one pinned to the "ci" profile (overridden by ``ci``, e.g. ``max_examples``)."""
+    return given(strategy)(check), pytest.mark.slow(settings(CI, **ci)(given(strategy)(check)))
 
 
 # -- poincare_cdist --------------------------------------------------------------------------
@@ -174,25 +181,13 @@ def check_cdist(case):
     assert bool((dy <= ey + 1e-6 * ry.norm(dim=1)).all()), f"grad y off by {dy.max().item():.3g} > {ey.max().item():.3g}"
 
 
-@given(cdist_case())
-def test_poincare_cdist_matches_reference(case):
-    check_cdist(case)
-
-
-@pytest.mark.slow
-@settings(CI)
-@given(cdist_case())
-def test_poincare_cdist_matches_reference_ci(case):
-    check_cdist(case)
+test_poincare_cdist_matches_reference, test_poincare_cdist_matches_reference_ci = quick_and_ci(cdist_case(), check_cdist)
 
 
 @given(st.sampled_from(DTYPES), st.sampled_from(CURVATURES), st.integers(1, 6), st.integers(1, 8))
 def test_poincare_cdist_symmetric_and_zero_diagonal(dtype, c, n, d):
     """d(x, x) = 0 exactly, d(x, y) = d(y, x), and the triangle inequality (float64)."""
-    g = torch.Generator().manual_seed(n * 31 + d)
-    pts = torch.randn(n, d, generator=g, dtype=torch.float64)
-    pts = (pts / pts.norm(dim=1, keepdim=True) * torch.rand(n, 1, generator=g, dtype=torch.float64) * 0.99 / c**0.5)
-    pts = pts.to(dtype)
+    pts = ball_points(n, d, c, max_frac=0.99, dtype=dtype, seed=n * 31 + d)
     dist = poincare_cdist(pts, pts, c)
     assert torch.equal(dist.diagonal(), torch.zeros(n, dtype=dtype))
     tol = 1e-4 if dtype == torch.float32 else 1e-10
@@ -299,26 +294,17 @@ def check_hyphc(case):
     torch.testing.assert_close(gs.double(), rs, rtol=rtol, atol=rtol * (float(rs.abs().max()) + 1e-300))
 
 
-@given(hyphc_case())
-def test_hyphc_triplet_loss_matches_reference(case):
-    check_hyphc(case)
-
-
-@pytest.mark.slow
-@settings(CI)
-@given(hyphc_case())
-def test_hyphc_triplet_loss_matches_reference_ci(case):
-    check_hyphc(case)
+test_hyphc_triplet_loss_matches_reference, test_hyphc_triplet_loss_matches_reference_ci = quick_and_ci(
+    hyphc_case(), check_hyphc
+)
 
 
 @given(st.sampled_from(DTYPES), st.sampled_from(CURVATURES), st.integers(1, 5), st.integers(2, 5))
 def test_hyphc_permutation_invariance(dtype, c, p, d):
     """Relabelling the points (and the triplets with them) changes nothing; a triplet's loss is
     invariant under a permutation of (i, j, k) that permutes its sims alike."""
-    g = torch.Generator().manual_seed(p * 17 + d)
-    pts = torch.randn(p, d, generator=g, dtype=torch.float64)
-    pts = (pts / pts.norm(dim=1, keepdim=True) * torch.rand(p, 1, generator=g, dtype=torch.float64) * 0.9 / c**0.5)
-    pts = pts.to(dtype)
+    pts = ball_points(p, d, c, max_frac=0.9, dtype=dtype, seed=p * 17 + d)
+    g = torch.Generator().manual_seed(p * 17 + d + 1)
     tri = torch.randint(0, p, (10, 3), generator=g)
     sims = torch.rand(10, 3, generator=g, dtype=torch.float64).to(dtype)
     base = hyphc_triplet_loss(pts, tri, sims, c, 0.3)

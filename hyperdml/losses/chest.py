@@ -7,12 +7,10 @@ are listed in :class:`CHEST`'s docstring.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from hyperdml.losses.base import check_inputs
+from hyperdml.losses.base import check_inputs, check_number
 from hyperdml.losses.hyphc import HypHCLoss, similarity_from_features
 from hyperdml.losses.soft_triple import SoftTriple
 from hyperdml.spaces import EuclideanSpace, PoincareSpace
@@ -82,8 +80,7 @@ class CHEST(nn.Module):
     ):
         super().__init__()
         for name, value in (("lambda_hc", lambda_hc), ("w_e", w_e), ("w_h", w_h)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+            check_number(name, value, nonnegative=True)
         st = dict(centers_per_class=centers_per_class, la=la, gamma=gamma, margin=margin, tau=tau)
         self.euclidean = SoftTriple(num_classes, euclidean_size, **st, space=EuclideanSpace())
         self.hyperbolic = SoftTriple(

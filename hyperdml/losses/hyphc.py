@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hyperdml.ops import hyphc_triplet_loss
+from hyperdml.ops._checks import check_curvature
 
 __all__ = ["HypHCLoss", "similarity_from_features"]
 
@@ -87,8 +88,7 @@ class HypHCLoss(nn.Module):
         tau_schedule: Callable[[int], float] | None = None,
     ):
         super().__init__()
-        if not (c > 0 and math.isfinite(c)):
-            raise ValueError(f"curvature c must be a finite number > 0, got {c}")
+        c = check_curvature(c)
         if not (tau > 0 and math.isfinite(tau)) or not (min_tau > 0 and math.isfinite(min_tau)):
             raise ValueError(f"tau and min_tau must be finite numbers > 0, got {tau}, {min_tau}")
         if not anneal_factor > 0 or anneal_every < 1:

@@ -81,6 +81,33 @@ def test_degenerate_triplets_are_finite(device):
     torch.testing.assert_close(out.detach(), ref)
 
 
+def test_lanes_are_independent(device):
+    """The CPU kernel takes triplets four at a time, one per vector lane, and the rest one by one:
+    a degenerate triplet (repeated index, the origin, two equal points) in any lane, beside
+    ordinary ones, gives what it gives alone (the scalar path), value and gradients."""
+    points = ball_points(6, 3, 1.0, seed=5, device=device)
+    points[0] = 0.0
+    points[5] = points[4]
+    odd = [[1, 2, 1], [0, 1, 2], [4, 5, 3], [2, 2, 2], [0, 0, 3]]
+    plain = [[1, 2, 3], [3, 4, 1], [2, 3, 4]]
+    g = torch.Generator().manual_seed(6)
+    for shift in range(5):
+        triplets = torch.tensor((plain * 3)[:shift] + odd + plain, device=device)
+        sims = torch.rand(len(triplets), 3, generator=g, dtype=torch.float64).to(device)
+        weights = torch.rand(len(triplets), generator=g, dtype=torch.float64).to(device)
+        x = points.clone().requires_grad_()
+        out = hyphc_triplet_loss(x, triplets, sims, 1.0, 0.1)
+        (gx,) = torch.autograd.grad((out * weights).sum(), x)
+        alone_out, alone_gx = [], torch.zeros_like(points)
+        for t in range(len(triplets)):
+            y = points.clone().requires_grad_()
+            one = hyphc_triplet_loss(y, triplets[t : t + 1], sims[t : t + 1], 1.0, 0.1)
+            alone_gx += torch.autograd.grad(one.sum() * weights[t], y)[0]
+            alone_out.append(one.detach())
+        torch.testing.assert_close(out.detach(), torch.cat(alone_out), rtol=1e-13, atol=1e-14)
+        torch.testing.assert_close(gx, alone_gx, rtol=1e-11, atol=1e-13)
+
+
 def test_repeated_index_depth_is_distance_to_origin(device):
     """i == k: δ(z_i ∨ z_i) = d(0, z_i), so the softmax sees that depth."""
     points = ball_points(2, 3, 1.0, seed=3, device=device)

@@ -8,7 +8,12 @@
 //
 // Everything is written with aa = a.a, ae = a.e, ee = e.e for e = b - a, so nearby points lose
 // no precision. When a == b (den == 0) the LCA is the point itself: the depth of the midpoint.
-// All arithmetic is in double (acc_t) whatever the storage type.
+// All arithmetic is in double whatever the storage type.
+//
+// The maths after the dot sums is written once over a number type V: double (CUDA: one triplet
+// per thread; the CPU's leftover triplets) or, on the CPU, ATen's Vectorized<double> (one
+// triplet per lane). Branches are therefore selects: both sides are computed and Lanes<V>::select
+// keeps one per lane; the side that cannot occur in a lane may hold inf or NaN there, never read.
 #pragma once
 
 #include <cmath>
@@ -19,50 +24,73 @@ namespace hyperdml {
 namespace hyphc {
 namespace {  // internal linkage: host copies from gcc and nvcc never meet at link time
 
-struct PairGrad {
-  double d_aa, d_ae, d_ee;  // d delta / d (aa, ae, ee), the dots already scaled by c
+// The lane operations the maths needs. Specialised here for double; the CPU kernel specialises
+// it for Vectorized<double>.
+template <typename V>
+struct Lanes;
+
+template <>
+struct Lanes<double> {
+  using Mask = bool;
+  static HYPERDML_HD double sqrt(double x) { return ::sqrt(x); }
+  static HYPERDML_HD double atanh(double x) { return ::atanh(x); }
+  static HYPERDML_HD double exp(double x) { return ::exp(x); }
+  static HYPERDML_HD double max(double a, double b) { return fmax(a, b); }
+  static HYPERDML_HD double min(double a, double b) { return fmin(a, b); }
+  static HYPERDML_HD bool both(bool a, bool b) { return a && b; }
+  static HYPERDML_HD bool any(bool m) { return m; }
+  static HYPERDML_HD double select(bool m, double if_true, double if_false) { return m ? if_true : if_false; }
 };
 
-// Depth delta and its partials in (aa, ae, ee) (scaled dots). inv_sqrt_c = 1/sqrt(c).
-HYPERDML_HD double lca_depth(double aa, double ae, double ee, double inv_sqrt_c, PairGrad* grad) {
-  const double wa = (1.0 + aa) / 2.0;
-  const double dw = -(2.0 * ae + ee) / 2.0;  // w_a - w_b
-  const double num = aa * ee - ae * ae;
-  const double den = dw * dw * aa + 2.0 * wa * dw * ae + wa * wa * ee;
-  double t, dt_aa = 0, dt_ae = 0, dt_ee = 0;
-  if (den > 0) {
-    if (num > 0) {
-      t = sqrt(num / den);
-      const double dt_dnum = 1.0 / (2.0 * t * den), dt_dden = -t / (2.0 * den);
-      const double den_aa = dw * dw + dw * ae + wa * ee;
-      const double den_ae = -2.0 * dw * aa + 2.0 * wa * (dw - ae);
-      const double den_ee = -dw * aa - wa * ae + wa * wa;
-      dt_aa = dt_dnum * ee + dt_dden * den_aa;
-      dt_ae = dt_dnum * (-2.0 * ae) + dt_dden * den_ae;
-      dt_ee = dt_dnum * aa + dt_dden * den_ee;
-    } else {
-      t = 0;  // a, b and the origin are collinear: the geodesic passes through the origin
-    }
-  } else {
-    const double mm = aa + ae + ee / 4.0;  // |a + e/2|^2
-    if (mm > 0) {
-      const double r = sqrt(mm);
-      t = 2.0 * r / (1.0 + mm);
-      const double dt_dmm = (1.0 - mm) / (r * (1.0 + mm) * (1.0 + mm));
-      dt_aa = dt_dmm;
-      dt_ae = dt_dmm;
-      dt_ee = dt_dmm / 4.0;
-    } else {
-      t = 0;
+template <typename V>
+struct PairGradOf {
+  V d_aa, d_ae, d_ee;  // d delta / d (aa, ae, ee), the dots already scaled by c
+};
+using PairGrad = PairGradOf<double>;
+
+// Depth delta of a pair from its scaled dots (aa, ae, ee); with kGrad also its partials in them.
+template <bool kGrad, typename V>
+HYPERDML_HD V lca_depth(V aa, V ae, V ee, V inv_sqrt_c, PairGradOf<V>* grad) {
+  using L = Lanes<V>;
+  const V zero(0.0), one(1.0), two(2.0), half(0.5);
+  const V wa = (one + aa) * half;
+  const V dw = (two * ae + ee) * V(-0.5);  // w_a - w_b
+  const V num = aa * ee - ae * ae;
+  const V den = dw * dw * aa + two * wa * dw * ae + wa * wa * ee;
+  const auto apart = den > zero;                    // a != b
+  const auto bent = L::both(apart, num > zero);     // else a, b and the origin are collinear: t = 0
+  V t = L::select(bent, L::sqrt(num / den), zero);  // tanh(sqrt(c) delta)
+  V dt_aa = zero, dt_ae = zero, dt_ee = zero;
+  if constexpr (kGrad) {
+    const V dt_dnum = half / (t * den), dt_dden = V(-0.5) * t / den;
+    const V den_aa = dw * dw + dw * ae + wa * ee;
+    const V den_ae = two * (wa * (dw - ae) - dw * aa);
+    const V den_ee = wa * wa - dw * aa - wa * ae;
+    dt_aa = L::select(bent, dt_dnum * ee + dt_dden * den_aa, zero);
+    dt_ae = L::select(bent, dt_dnum * (V(-2.0) * ae) + dt_dden * den_ae, zero);
+    dt_ee = L::select(bent, dt_dnum * aa + dt_dden * den_ee, zero);
+  }
+  const auto same = den <= zero;
+  if (L::any(same)) {  // a == b: the depth of the midpoint, t = 2r / (1 + r^2), r = |a + e/2|
+    const V mm = aa + ae + ee * V(0.25);
+    const auto inside = L::both(same, mm > zero);  // else the midpoint is the origin: t = 0
+    const V r = L::sqrt(mm);
+    t = L::select(same, L::select(inside, two * r / (one + mm), zero), t);
+    if constexpr (kGrad) {
+      const V dt_dmm = L::select(inside, (one - mm) / (r * (one + mm) * (one + mm)), zero);
+      dt_aa = L::select(same, dt_dmm, dt_aa);
+      dt_ae = L::select(same, dt_dmm, dt_ae);
+      dt_ee = L::select(same, dt_dmm * V(0.25), dt_ee);
     }
   }
-  const double t_max = 1.0 - 1e-15;
-  if (t > t_max) t = t_max;
-  const double ddelta_dt = inv_sqrt_c / ((1.0 - t) * (1.0 + t));
-  grad->d_aa = ddelta_dt * dt_aa;
-  grad->d_ae = ddelta_dt * dt_ae;
-  grad->d_ee = ddelta_dt * dt_ee;
-  return atanh(t) * inv_sqrt_c;
+  t = L::min(t, V(1.0 - 1e-15));
+  if constexpr (kGrad) {
+    const V ddelta_dt = inv_sqrt_c / ((one - t) * (one + t));
+    grad->d_aa = ddelta_dt * dt_aa;
+    grad->d_ae = ddelta_dt * dt_ae;
+    grad->d_ee = ddelta_dt * dt_ee;
+  }
+  return L::atanh(t) * inv_sqrt_c;
 }
 
 // The eight dot products a triplet needs, over the coordinates begin, begin + step, ... < dim
@@ -93,73 +121,63 @@ HYPERDML_HD void triplet_dot_sums(const T* zi, const T* zj, const T* zk, int64_t
   sums[7] = ejk;
 }
 
-// Loss of one triplet from its depths: sum s - s . softmax(delta / tau). With want_grad, also
+// Loss of one triplet from its depths: sum s - s . softmax(delta / tau). With kGrad, also
 // dloss/ddelta and dloss/ds.
-HYPERDML_HD double triplet_loss(const double delta[3], const double s[3], double inv_tau, double dl_ddelta[3],
-                                double dl_ds[3]) {
-  const double zmax = fmax(delta[0], fmax(delta[1], delta[2])) * inv_tau;
-  double p[3], z = 0;
+template <bool kGrad, typename V>
+HYPERDML_HD V triplet_loss(const V delta[3], const V s[3], V inv_tau, V dl_ddelta[3], V dl_ds[3]) {
+  using L = Lanes<V>;
+  const V zmax = L::max(delta[0], L::max(delta[1], delta[2])) * inv_tau;
+  V p[3], z(0.0);
   for (int m = 0; m < 3; ++m) {
-    p[m] = exp(delta[m] * inv_tau - zmax);
-    z += p[m];
+    p[m] = L::exp(delta[m] * inv_tau - zmax);
+    z = z + p[m];
   }
-  double sp = 0, ssum = 0;
+  const V inv_z = V(1.0) / z;
+  V sp(0.0), ssum(0.0);
   for (int m = 0; m < 3; ++m) {
-    p[m] /= z;
-    sp += s[m] * p[m];
-    ssum += s[m];
+    p[m] = p[m] * inv_z;
+    sp = sp + s[m] * p[m];
+    ssum = ssum + s[m];
   }
-  for (int m = 0; m < 3; ++m) {
-    dl_ddelta[m] = -inv_tau * p[m] * (s[m] - sp);
-    dl_ds[m] = 1.0 - p[m];
-  }
+  if constexpr (kGrad)
+    for (int m = 0; m < 3; ++m) {
+      dl_ddelta[m] = inv_tau * p[m] * (sp - s[m]);
+      dl_ds[m] = V(1.0) - p[m];
+    }
   return ssum - sp;
 }
 
-// Loss of triplet t from its dot sums and its sims row, with dloss/ddelta, dloss/ds and the
+// Loss of a triplet from its dot sums and its sims, with (kGrad) dloss/ddelta, dloss/ds and the
 // depths' partials. Pairs (ij, ik, jk) have (a, e) = (zi, zj-zi), (zi, zk-zi), (zj, zk-zj).
-template <typename T>
-HYPERDML_HD double triplet_forward_from_sums(const double sums[kDotSums], const T* sims_row, double c,
-                                             double inv_sqrt_c, double inv_tau, PairGrad pg[3], double dl_ddelta[3],
-                                             double dl_ds[3]) {
-  const double aa[3] = {sums[0], sums[0], sums[1]};
-  const double ae[3] = {sums[2], sums[3], sums[4]};
-  const double ee[3] = {sums[5], sums[6], sums[7]};
-  double delta[3], s[3];
-  for (int m = 0; m < 3; ++m) {
-    delta[m] = lca_depth(c * aa[m], c * ae[m], c * ee[m], inv_sqrt_c, &pg[m]);
-    s[m] = static_cast<double>(sims_row[m]);
-  }
-  return triplet_loss(delta, s, inv_tau, dl_ddelta, dl_ds);
-}
-
-// The same for triplet t from the points, one pass over the rows (the CPU kernels' path).
-template <typename T>
-HYPERDML_HD double triplet_forward(const T* pts, const int64_t* tri, const T* sims, int64_t t, int64_t dim, double c,
-                                   double inv_sqrt_c, double inv_tau, PairGrad pg[3], double dl_ddelta[3],
-                                   double dl_ds[3]) {
-  const int64_t* idx = tri + 3 * t;
-  double sums[kDotSums];
-  triplet_dot_sums(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, 0, dim, 1, sums);
-  return triplet_forward_from_sums(sums, sims + 3 * t, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+template <bool kGrad, typename V>
+HYPERDML_HD V triplet_forward_from_sums(const V sums[kDotSums], const V s[3], V c, V inv_sqrt_c, V inv_tau,
+                                        PairGradOf<V> pg[3], V dl_ddelta[3], V dl_ds[3]) {
+  const V aa[3] = {sums[0], sums[0], sums[1]};
+  const V ae[3] = {sums[2], sums[3], sums[4]};
+  const V ee[3] = {sums[5], sums[6], sums[7]};
+  V delta[3];
+  for (int m = 0; m < 3; ++m) delta[m] = lca_depth<kGrad>(c * aa[m], c * ae[m], c * ee[m], inv_sqrt_c, &pg[m]);
+  return triplet_loss<kGrad>(delta, s, inv_tau, dl_ddelta, dl_ds);
 }
 
 // Coefficients M (3x3) with grad z_p = sum_q M[p][q] z_q for one triplet, given dloss/ddelta
 // (already times the incoming gradient). Pair m joins points (first[m], second[m]); for a pair
 // (a, b) with e = b - a: grad_a = c[(2g_aa - 2g_ae + 2g_ee) a + (g_ae - 2g_ee) b],
 // grad_b = c[(g_ae - 2g_ee) a + 2g_ee b].
-HYPERDML_HD void point_coefficients(const PairGrad pg[3], const double dl_ddelta[3], double c, double M[3][3]) {
+template <typename V>
+HYPERDML_HD void point_coefficients(const PairGradOf<V> pg[3], const V dl_ddelta[3], V c, V M[3][3]) {
   const int first[3] = {0, 0, 1}, second[3] = {1, 2, 2};
+  const V two(2.0);
   for (int p = 0; p < 3; ++p)
-    for (int q = 0; q < 3; ++q) M[p][q] = 0;
+    for (int q = 0; q < 3; ++q) M[p][q] = V(0.0);
   for (int m = 0; m < 3; ++m) {
-    const double g_aa = dl_ddelta[m] * pg[m].d_aa, g_ae = dl_ddelta[m] * pg[m].d_ae,
-                 g_ee = dl_ddelta[m] * pg[m].d_ee;
+    const V g_aa = dl_ddelta[m] * pg[m].d_aa, g_ae = dl_ddelta[m] * pg[m].d_ae, g_ee = dl_ddelta[m] * pg[m].d_ee;
     const int a = first[m], b = second[m];
-    M[a][a] += c * (2.0 * g_aa - 2.0 * g_ae + 2.0 * g_ee);
-    M[a][b] += c * (g_ae - 2.0 * g_ee);
-    M[b][a] += c * (g_ae - 2.0 * g_ee);
-    M[b][b] += c * 2.0 * g_ee;
+    const V cross = c * (g_ae - two * g_ee);
+    M[a][a] = M[a][a] + c * (two * g_aa - two * g_ae + two * g_ee);
+    M[a][b] = M[a][b] + cross;
+    M[b][a] = M[b][a] + cross;
+    M[b][b] = M[b][b] + c * two * g_ee;
   }
 }
 

@@ -1,17 +1,92 @@
-// CPU kernels of hyperdml::hyphc_triplet_loss: OpenMP (at::parallel_for) over triplets; the
+// CPU kernels of hyperdml::hyphc_triplet_loss: OpenMP (at::parallel_for) over triplets. Triplets
+// go W at a time (W = Vectorized<double>::size(), 4 with AVX2): each one's eight dot sums over
+// its rows, then the depths, softmax and coefficients of all W in one vectorised pass (one
+// triplet per lane, Sleef maths); the last T mod W triplets take the same maths on scalars. The
 // backward accumulates point gradients in one buffer per thread, summed at the end, so no
 // (T, 3, D) gather or scatter tensor exists.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
 #include "common.h"
 #include "hyphc_triplet/hyphc_triplet_math.h"
 
 namespace hyperdml {
+namespace hyphc {
+namespace {
+
+using Vec = at::vec::Vectorized<double>;
+
+template <>
+struct Lanes<Vec> {
+  using Mask = Vec;  // all bits set in the lanes where a comparison holds
+  static Vec sqrt(const Vec& x) { return x.sqrt(); }
+  static Vec atanh(const Vec& x) { return x.atanh(); }
+  static Vec exp(const Vec& x) { return x.exp(); }
+  static Vec max(const Vec& a, const Vec& b) { return at::vec::maximum(a, b); }
+  static Vec min(const Vec& a, const Vec& b) { return at::vec::minimum(a, b); }
+  static Vec both(const Vec& a, const Vec& b) { return a & b; }
+  static bool any(const Vec& m) { return m.zero_mask() != (1 << Vec::size()) - 1; }
+  static Vec select(const Vec& m, const Vec& if_true, const Vec& if_false) {
+    return Vec::blendv(if_false, if_true, m);
+  }
+};
+
+}  // namespace
+}  // namespace hyphc
+
 namespace {
 
 constexpr int64_t kGrain = 256;
+constexpr int W = hyphc::Vec::size();
+
+// The inputs of triplets t0 .. t0 + W - 1, one per lane.
+struct LaneInputs {
+  hyphc::Vec sums[hyphc::kDotSums], sims[3];
+};
+
+template <typename T>
+LaneInputs load_lanes(const T* pts, const int64_t* tri, const T* sims, int64_t t0, int64_t dim) {
+  double sums[hyphc::kDotSums][W], s[3][W];
+  for (int k = 0; k < W; ++k) {
+    const int64_t* idx = tri + 3 * (t0 + k);
+    double one[hyphc::kDotSums];
+    hyphc::triplet_dot_sums(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, 0, dim, 1, one);
+    for (int m = 0; m < hyphc::kDotSums; ++m) sums[m][k] = one[m];
+    for (int m = 0; m < 3; ++m) s[m][k] = static_cast<double>(sims[3 * (t0 + k) + m]);
+  }
+  LaneInputs lanes;
+  for (int m = 0; m < hyphc::kDotSums; ++m) lanes.sums[m] = hyphc::Vec::loadu(sums[m]);
+  for (int m = 0; m < 3; ++m) lanes.sims[m] = hyphc::Vec::loadu(s[m]);
+  return lanes;
+}
+
+// The same for one triplet, as scalars.
+template <typename T>
+void load_one(const T* pts, const int64_t* tri, const T* sims, int64_t t, int64_t dim,
+              double sums[hyphc::kDotSums], double s[3]) {
+  const int64_t* idx = tri + 3 * t;
+  hyphc::triplet_dot_sums(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, 0, dim, 1, sums);
+  for (int m = 0; m < 3; ++m) s[m] = static_cast<double>(sims[3 * t + m]);
+}
+
+// Loss of W triplets from t0 (kGrad: with dl_ds and the point coefficients M, times grad).
+template <bool kGrad, typename V>
+V triplet_terms(const V sums[hyphc::kDotSums], const V s[3], V g, double c, double tau, V dl_ds[3], V M[3][3]) {
+  const V vc(c), inv_sqrt_c(1.0 / std::sqrt(c)), inv_tau(1.0 / tau);
+  hyphc::PairGradOf<V> pg[3];
+  V dl_ddelta[3];
+  const V loss = hyphc::triplet_forward_from_sums<kGrad>(sums, s, vc, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+  if constexpr (kGrad) {
+    for (int m = 0; m < 3; ++m) {
+      dl_ds[m] = g * dl_ds[m];
+      dl_ddelta[m] = g * dl_ddelta[m];
+    }
+    hyphc::point_coefficients(pg, dl_ddelta, vc, M);
+  }
+  return loss;
+}
 
 at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor& triplets_in,
                                   const at::Tensor& sims_in, double c, double tau) {
@@ -25,16 +100,50 @@ at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor&
     const int64_t* tri = triplets.data_ptr<int64_t>();
     const scalar_t* sp = sims.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    const double inv_sqrt_c = 1.0 / std::sqrt(c), inv_tau = 1.0 / tau;
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-      hyphc::PairGrad pg[3];
-      double dl_ddelta[3], dl_ds[3];
-      for (int64_t t = begin; t < end; ++t)
-        op[t] = static_cast<scalar_t>(
-            hyphc::triplet_forward(pts, tri, sp, t, D, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds));
+      hyphc::Vec dl_ds[3], M[3][3];
+      int64_t t = begin;
+      for (; t + W <= end; t += W) {
+        const LaneInputs in = load_lanes(pts, tri, sp, t, D);
+        double loss[W];
+        triplet_terms<false>(in.sums, in.sims, hyphc::Vec(0.0), c, tau, dl_ds, M).store(loss);
+        for (int k = 0; k < W; ++k) op[t + k] = static_cast<scalar_t>(loss[k]);
+      }
+      for (; t < end; ++t) {
+        double sums[hyphc::kDotSums], s[3], dl_ds1[3], M1[3][3];
+        load_one(pts, tri, sp, t, D, sums, s);
+        op[t] = static_cast<scalar_t>(triplet_terms<false>(sums, s, 0.0, c, tau, dl_ds1, M1));
+      }
     });
   });
   return out;
+}
+
+// Adds triplet t's point gradients, sum_q M[p][q] z_q for its points p, to the rows of acc.
+template <typename T>
+void add_point_grads(double* acc, const T* pts, const int64_t* idx, int64_t dim, const double M[3][3]) {
+  const T* z0 = pts + idx[0] * dim;
+  const T* z1 = pts + idx[1] * dim;
+  const T* z2 = pts + idx[2] * dim;
+  double* r0 = acc + idx[0] * dim;
+  double* r1 = acc + idx[1] * dim;
+  double* r2 = acc + idx[2] * dim;
+  if (r0 == r1 || r0 == r2 || r1 == r2) {  // a repeated index: the rows alias, add one at a time
+    for (int p = 0; p < 3; ++p) {
+      double* row = acc + idx[p] * dim;
+      for (int64_t d = 0; d < dim; ++d)
+        row[d] += M[p][0] * static_cast<double>(z0[d]) + M[p][1] * static_cast<double>(z1[d]) +
+                  M[p][2] * static_cast<double>(z2[d]);
+    }
+    return;
+  }
+#pragma omp simd
+  for (int64_t d = 0; d < dim; ++d) {
+    const double a = z0[d], b = z1[d], e = z2[d];
+    r0[d] += M[0][0] * a + M[0][1] * b + M[0][2] * e;
+    r1[d] += M[1][0] * a + M[1][1] * b + M[1][2] * e;
+    r2[d] += M[2][0] * a + M[2][1] * b + M[2][2] * e;
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Tensor& grad_in,
@@ -58,28 +167,35 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
     const scalar_t* gp = grad.data_ptr<scalar_t>();
     scalar_t* gsp = grad_sims.data_ptr<scalar_t>();
     double* partp = parts.data_ptr<double>();
-    const double inv_sqrt_c = 1.0 / std::sqrt(c), inv_tau = 1.0 / tau;
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
       double* acc = partp + at::get_thread_num() * P * D;
-      hyphc::PairGrad pg[3];
-      double dl_ddelta[3], dl_ds[3], M[3][3];
-      for (int64_t t = begin; t < end; ++t) {
-        hyphc::triplet_forward(pts, tri, sp, t, D, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
-        const double g = static_cast<double>(gp[t]);
-        for (int m = 0; m < 3; ++m) {
-          gsp[3 * t + m] = static_cast<scalar_t>(g * dl_ds[m]);
-          dl_ddelta[m] *= g;
-        }
-        hyphc::point_coefficients(pg, dl_ddelta, c, M);
-        const int64_t* idx = tri + 3 * t;
-        const scalar_t* z[3] = {pts + idx[0] * D, pts + idx[1] * D, pts + idx[2] * D};
+      int64_t t = begin;
+      for (; t + W <= end; t += W) {
+        const LaneInputs in = load_lanes(pts, tri, sp, t, D);
+        double g[W];
+        for (int k = 0; k < W; ++k) g[k] = static_cast<double>(gp[t + k]);
+        hyphc::Vec dl_ds[3], M[3][3];
+        triplet_terms<true>(in.sums, in.sims, hyphc::Vec::loadu(g), c, tau, dl_ds, M);
+        double ds[3][W], m[3][3][W];
         for (int p = 0; p < 3; ++p) {
-          double* out = acc + idx[p] * D;
-          _Pragma("omp simd")  // a pragma cannot stand inside the AT_DISPATCH macro
-          for (int64_t d = 0; d < D; ++d)
-            out[d] += M[p][0] * static_cast<double>(z[0][d]) + M[p][1] * static_cast<double>(z[1][d]) +
-                      M[p][2] * static_cast<double>(z[2][d]);
+          dl_ds[p].store(ds[p]);
+          for (int q = 0; q < 3; ++q) M[p][q].store(m[p][q]);
         }
+        for (int k = 0; k < W; ++k) {
+          double Mk[3][3];
+          for (int p = 0; p < 3; ++p) {
+            gsp[3 * (t + k) + p] = static_cast<scalar_t>(ds[p][k]);
+            for (int q = 0; q < 3; ++q) Mk[p][q] = m[p][q][k];
+          }
+          add_point_grads(acc, pts, tri + 3 * (t + k), D, Mk);
+        }
+      }
+      for (; t < end; ++t) {
+        double sums[hyphc::kDotSums], s[3], dl_ds[3], M[3][3];
+        load_one(pts, tri, sp, t, D, sums, s);
+        triplet_terms<true>(sums, s, static_cast<double>(gp[t]), c, tau, dl_ds, M);
+        for (int p = 0; p < 3; ++p) gsp[3 * t + p] = static_cast<scalar_t>(dl_ds[p]);
+        add_point_grads(acc, pts, tri + 3 * t, D, M);
       }
     });
   });

@@ -69,10 +69,12 @@ __global__ void forward_kernel(T* __restrict__ out, const T* __restrict__ pts, c
     gather_dot_sums(pts, tri, base, count, dim, w.lane, sums);
     if (w.lane < count) {
       const int64_t t = base + w.lane;
+      const double s[3] = {static_cast<double>(sims[3 * t]), static_cast<double>(sims[3 * t + 1]),
+                           static_cast<double>(sims[3 * t + 2])};
       hyphc::PairGrad pg[3];
       double dl_ddelta[3], dl_ds[3];
       out[t] = static_cast<T>(
-          hyphc::triplet_forward_from_sums(sums, sims + 3 * t, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds));
+          hyphc::triplet_forward_from_sums<false, double>(sums, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds));
     }
   }
 }
@@ -90,9 +92,11 @@ __global__ void backward_kernel(T* __restrict__ grad_pts, T* __restrict__ grad_s
     double M[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
     if (w.lane < count) {
       const int64_t t = base + w.lane;
+      const double s[3] = {static_cast<double>(sims[3 * t]), static_cast<double>(sims[3 * t + 1]),
+                           static_cast<double>(sims[3 * t + 2])};
       hyphc::PairGrad pg[3];
       double dl_ddelta[3], dl_ds[3];
-      hyphc::triplet_forward_from_sums(sums, sims + 3 * t, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+      hyphc::triplet_forward_from_sums<true, double>(sums, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
       const double gt = static_cast<double>(grad[t]);
       for (int m = 0; m < 3; ++m) {
         grad_sims[3 * t + m] = static_cast<T>(gt * dl_ds[m]);

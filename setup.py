@@ -35,19 +35,22 @@ def _want_cuda() -> bool:
 
 
 def _cpu_capability_flags() -> list[str]:
-    """Compile ATen's vectorised types for AVX2 (+ Sleef maths from libtorch) when the building
-    CPU has it, as ``-march=native`` builds do; ``HYPERDML_CPU_CAPABILITY=DEFAULT`` for a portable
-    build (plain loops, any x86-64)."""
+    """Compile ATen's vectorised types for the building CPU's best capability that torch itself
+    uses (AVX512 or AVX2, + Sleef maths from libtorch), as ``-march=native`` builds do;
+    ``HYPERDML_CPU_CAPABILITY=AVX2`` or ``DEFAULT`` (plain loops, any x86-64) for a portable build."""
     wanted = os.environ.get("HYPERDML_CPU_CAPABILITY", "").strip().upper()
     if not wanted:
         import torch
 
         detected = torch.backends.cpu.get_cpu_capability()
-        wanted = "AVX2" if detected in ("AVX2", "AVX512") else "DEFAULT"
+        wanted = detected if detected in ("AVX2", "AVX512") else "DEFAULT"
+    if wanted == "AVX512":  # torch's own AVX512 kernels are built with these
+        isa = ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c"]
+        return isa + ["-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
     if wanted == "AVX2":
         return ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
     if wanted != "DEFAULT":
-        raise RuntimeError(f"HYPERDML_CPU_CAPABILITY must be AVX2 or DEFAULT, got {wanted}")
+        raise RuntimeError(f"HYPERDML_CPU_CAPABILITY must be AVX512, AVX2 or DEFAULT, got {wanted}")
     return []
 
 

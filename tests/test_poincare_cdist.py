@@ -168,6 +168,31 @@ def test_gradients_match_reference(c, device):
 
 
 @pytest.mark.parametrize("c", CURVATURES)
+def test_float32_gradients_every_distance(c, device):
+    """float32 backward weights, pair by pair (each y_j meets one x), for sqrt(c) d / 2 from 1e-3
+    to ~3: both sides of the CPU kernel's expm1 switch at 1/2 and pairs near the origin that are
+    not "near" pairs (those take the exact path)."""
+    g = torch.Generator().manual_seed(21)
+    n, d = 400, 16
+    x = torch.zeros(1, d, dtype=torch.float64)
+    x[0, 0] = 1e-3 / c**0.5
+    radius = torch.logspace(-3, 0, n, dtype=torch.float64) * 0.95 / c**0.5
+    direction = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+    y = (radius[:, None] * direction).float().double().to(device)
+    x = x.float().double().to(device)
+    w = torch.rand(1, n, generator=g, dtype=torch.float64).to(device)
+    x32, y32 = x.float().requires_grad_(True), y.float().requires_grad_(True)
+    gx, gy = torch.autograd.grad((poincare_cdist(x32, y32, c) * w.float()).sum(), (x32, y32))
+    x64, y64 = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    rx, ry = torch.autograd.grad((poincare_cdist_reference(x64, y64, c) * w).sum(), (x64, y64))
+    half_z = (c**0.5 * poincare_cdist_reference(x, y, c) / 2).flatten()
+    assert half_z.min() < 0.01 and half_z.max() > 1.5
+    scale = ry.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(gy.double() / scale, ry / scale, rtol=0, atol=2e-5)
+    torch.testing.assert_close(gx.double(), rx, rtol=1e-4, atol=1e-4 * rx.abs().max().item())
+
+
+@pytest.mark.parametrize("c", CURVATURES)
 def test_gradcheck(c, device):
     x = ball_points(4, 3, c, max_frac=0.9, seed=14, device=device).requires_grad_(True)
     y = ball_points(5, 3, c, max_frac=0.9, seed=15, device=device).requires_grad_(True)

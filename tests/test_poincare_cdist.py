@@ -168,10 +168,10 @@ def test_gradients_match_reference(c, device):
 
 
 @pytest.mark.parametrize("c", CURVATURES)
-def test_float32_gradients_every_distance(c, device):
-    """float32 backward weights, pair by pair (each y_j meets one x), for sqrt(c) d / 2 from 1e-3
-    to ~3: both sides of the CPU kernel's expm1 switch at 1/2 and pairs near the origin that are
-    not "near" pairs (those take the exact path)."""
+def test_float32_every_distance(c, device):
+    """float32 distances and backward weights, pair by pair (each y_j meets one x), for
+    sqrt(c) d / 2 from 1e-3 to ~3: both sides of the CPU kernels' log1p and expm1 switches at 1/2
+    and pairs near the origin that are not "near" pairs (those take the exact path)."""
     g = torch.Generator().manual_seed(21)
     n, d = 400, 16
     x = torch.zeros(1, d, dtype=torch.float64)
@@ -182,9 +182,12 @@ def test_float32_gradients_every_distance(c, device):
     x = x.float().double().to(device)
     w = torch.rand(1, n, generator=g, dtype=torch.float64).to(device)
     x32, y32 = x.float().requires_grad_(True), y.float().requires_grad_(True)
-    gx, gy = torch.autograd.grad((poincare_cdist(x32, y32, c) * w.float()).sum(), (x32, y32))
+    out = poincare_cdist(x32, y32, c)
+    gx, gy = torch.autograd.grad((out * w.float()).sum(), (x32, y32))
     x64, y64 = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
-    rx, ry = torch.autograd.grad((poincare_cdist_reference(x64, y64, c) * w).sum(), (x64, y64))
+    ref = poincare_cdist_reference(x64, y64, c)
+    rx, ry = torch.autograd.grad((ref * w).sum(), (x64, y64))
+    torch.testing.assert_close(out.double(), ref.detach(), rtol=4e-6, atol=0)
     half_z = (c**0.5 * poincare_cdist_reference(x, y, c) / 2).flatten()
     assert half_z.min() < 0.01 and half_z.max() > 1.5
     scale = ry.norm(dim=1, keepdim=True)

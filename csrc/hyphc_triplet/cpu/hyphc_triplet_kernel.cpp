@@ -1,9 +1,9 @@
-// CPU kernels of hyperdml::hyphc_triplet_loss: OpenMP (at::parallel_for) over triplets. Triplets
-// go W at a time (W = Vectorized<double>::size(), 4 with AVX2): each one's eight dot sums over
-// its rows, then the depths, softmax and coefficients of all W in one vectorised pass (one
-// triplet per lane, Sleef maths); the last T mod W triplets take the same maths on scalars. The
-// backward accumulates point gradients in one buffer per thread, summed at the end, so no
-// (T, 3, D) gather or scatter tensor exists.
+// CPU kernels of hyperdml::hyphc_triplet_loss: OpenMP (at::parallel_for) over triplets.
+// Triplets go W at a time (W = Vectorized<double>::size(): 8 with AVX512, 4 with AVX2): each
+// one's eight dot sums over its rows, then the depths, softmax and coefficients of all W in one
+// vectorised pass (one triplet per lane, Sleef maths); the last T mod W triplets take the same
+// maths on scalars. The backward accumulates point gradients in one buffer per thread, summed at
+// the end, so no (T, 3, D) gather or scatter tensor exists.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>

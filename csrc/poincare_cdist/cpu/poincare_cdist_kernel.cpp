@@ -4,7 +4,7 @@
 // gradient GEMMs, so the backward needs no (B, N) buffer besides its inputs. (Blocking the
 // forward's GEMM the same way was measured: no faster, at 256 x 2000 or 256 x 113180.) Rows are
 // split across threads (at::parallel_for); the per-element maths uses ATen's vectorised types
-// (AVX2 + Sleef when the build enables it, see setup.py; plain loops otherwise).
+// (AVX512 or AVX2 + Sleef when the build enables it, see setup.py; plain loops otherwise).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
@@ -29,20 +29,42 @@ int64_t block_columns(int64_t B, int64_t N) {
   return std::min(cols, std::max<int64_t>(N, 1));
 }
 
-// expm1(z) for z >= 0, as accurate as Sleef's expm1 and ~3x cheaper: exp(z) - 1 where that
-// loses nothing (z >= 1/2: at most 2.5 ulp), else the Taylor series z (1 + z/2! + z^2/3! + ...)
-// to the dtype's precision at z = 1/2 (8 terms for float, 16 for double). Both are computed and
-// blended: a branch per vector was measured slower.
+// Sleef's log1p and expm1 cost 2.5x and 3.5x its log and exp. For the arguments the kernels
+// meet (>= 0) the plain function loses nothing from 1/2 up; below, a short series takes over.
+// The series runs only for vectors with such a lane (rare in training: distances are large).
+template <typename T>
+bool any_lane(const at::vec::Vectorized<T>& mask) {
+  return mask.zero_mask() != (1 << at::vec::Vectorized<T>::size()) - 1;
+}
+
+// log1p(w), w >= 0: log(1 + w) for w >= 1/2 (<= 2.5 ulp), else 2 atanh(t) = 2 (t + t^3/3 + ...)
+// with t = w / (2 + w) <= 1/5 (6 terms for float, 12 for double).
+template <typename T>
+at::vec::Vectorized<T> log1p_nonneg(const at::vec::Vectorized<T>& w) {
+  using Vec = at::vec::Vectorized<T>;
+  const Vec plain = (w + Vec(T(1))).log(), small = w < Vec(T(0.5));
+  if (!any_lane(small)) return plain;
+  constexpr int kTerms = sizeof(T) == 4 ? 6 : 12;
+  const Vec t = w / (w + Vec(T(2))), t2 = t * t;
+  Vec series(T(1) / T(2 * kTerms - 1));
+  for (int k = kTerms - 2; k >= 0; --k) series = at::vec::fmadd(series, t2, Vec(T(1) / T(2 * k + 1)));
+  return Vec::blendv(plain, Vec(T(2)) * t * series, small);
+}
+
+// expm1(z), z >= 0: exp(z) - 1 for z >= 1/2 (<= 2.5 ulp), else z (1 + z/2! + z^2/3! + ...)
+// (8 terms for float, 16 for double).
 template <typename T>
 at::vec::Vectorized<T> expm1_nonneg(const at::vec::Vectorized<T>& z) {
   using Vec = at::vec::Vectorized<T>;
+  const Vec plain = z.exp() - Vec(T(1)), small = z < Vec(T(0.5));
+  if (!any_lane(small)) return plain;
   constexpr int kTerms = sizeof(T) == 4 ? 8 : 16;
   T coef[kTerms];  // coef[k] = 1 / (k + 1)!
   coef[0] = T(1);
   for (int k = 1; k < kTerms; ++k) coef[k] = coef[k - 1] / T(k + 1);
   Vec series(coef[kTerms - 1]);
   for (int k = kTerms - 2; k >= 0; --k) series = at::vec::fmadd(series, z, Vec(coef[k]));
-  return Vec::blendv(z.exp() - Vec(T(1)), z * series, z < Vec(T(0.5)));
+  return Vec::blendv(plain, z * series, small);
 }
 
 at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, double c) {
@@ -69,7 +91,6 @@ at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, do
     for (int64_t j = 0; j < N; ++j) inv_beta[j] = T(1) / (T(1) - cc * yyp[j]);
     using Vec = at::vec::Vectorized<T>;
     const int64_t W = Vec::size();
-    const int all_lanes = (1 << W) - 1;  // zero_mask() when no lane of a comparison holds
     at::parallel_for(0, B, grain_rows(N), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         T* row = op + i * N;
@@ -80,7 +101,7 @@ at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, do
           // ||x - y||^2 from the GEMM, then an exact recompute of the (rare) cancelled lanes.
           const Vec yy = Vec::loadu(yyp + j0, n);
           Vec sq = vxi + yy - vtwo * Vec::loadu(row + j0, n);
-          if ((sq < vnear * (vxi + yy)).zero_mask() != all_lanes) {  // any lane cancelled?
+          if (any_lane(sq < vnear * (vxi + yy))) {  // a lane cancelled?
             sq.store(row + j0, n);
             for (int64_t j = j0; j < j0 + n; ++j)
               if (row[j] < near * (xi + yyp[j])) row[j] = cdist::exact_sqdist(xp + i * D, yp + j * D, D);
@@ -88,7 +109,7 @@ at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, do
           }
           // d = log1p(u + sqrt(u (u + 2))) / sqrt(c), u = 2c sq / (alpha beta)
           const Vec u = vfactor * sq * Vec::loadu(inv_beta.data() + j0, n);
-          ((u + (u * (u + vtwo)).sqrt()).log1p() * vinv).store(row + j0, n);
+          (log1p_nonneg(u + (u * (u + vtwo)).sqrt()) * vinv).store(row + j0, n);
         }
       }
     });
@@ -129,7 +150,6 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
     const T sqrt_c = static_cast<T>(std::sqrt(c));
     using Vec = at::vec::Vectorized<T>;
     const int64_t W = Vec::size();
-    const int all_lanes = (1 << W) - 1;  // zero_mask() when no lane of a comparison holds
     const Vec zero(T(0)), one(T(1)), two(T(2)), half(T(0.5)), half_sqrt_c(sqrt_c / T(2));
     const Vec vnear(static_cast<T>(cdist::kNearRatio));
     for (int64_t b0 = 0; b0 < N; b0 += cols) {
@@ -169,7 +189,7 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
             // Nearly equal pairs (cdist::is_near: u alpha beta / 2 < near (2 - alpha - beta)) leave
             // the GEMM form; add_near_pairs adds them exactly.
             const Vec near_lanes = mm2 * mm2 * beta * quarter_alpha < vnear * (two_minus_alpha - beta) * e2;
-            if (near_lanes.zero_mask() != all_lanes) {
+            if (any_lane(near_lanes)) {
               T lanes_a[Vec::size()], lanes_au[Vec::size()], lanes_near[Vec::size()];
               a.store(lanes_a);
               au.store(lanes_au);

@@ -36,6 +36,9 @@ def has_kernel(qualname: str, dispatch_key: str) -> bool:
 
 
 def extension_info() -> dict:
-    """What was compiled: ``{"extension": bool, "cuda": bool, "error": str | None}``."""
+    """What was compiled: ``{"extension": bool, "cuda": bool, "cpu_capability": str | None,
+    "error": str | None}``; ``cpu_capability`` is the instruction set of the CPU kernels' vector
+    maths (``"AVX512"``, ``"AVX2"`` or ``"DEFAULT"``)."""
     cuda = HAS_EXTENSION and bool(torch.ops.hyperdml._compiled_with_cuda())
-    return {"extension": HAS_EXTENSION, "cuda": cuda, "error": EXTENSION_ERROR}
+    capability = str(torch.ops.hyperdml._cpu_capability()) if HAS_EXTENSION else None
+    return {"extension": HAS_EXTENSION, "cuda": cuda, "cpu_capability": capability, "error": EXTENSION_ERROR}

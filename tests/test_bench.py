@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 
+import hyperdml
 from hyperdml import cli
 from hyperdml.bench import cdist, hyphc, results, runner, timing
 from hyperdml.bench.competitors import COMPETITORS, matmul_forward_backward
@@ -84,6 +85,9 @@ def test_quick_cli_both_ops_and_report(tmp_path):
     assert f"](res/{key}-quick-cdist-sweep.png)" in text  # the plot's link works from the README's folder
     op_ms = next(c["median_ms"] for c in run["cases"] if c["competitor"] == "hyperdml" and c["mode"] == "fwd")
     assert results._ms(op_ms) in text  # the table shows the JSON's numbers
+    capability = hyperdml.extension_info()["cpu_capability"]
+    assert capability in ("AVX512", "AVX2", "DEFAULT")
+    assert f"CPU kernels built for {capability}" in text  # which vector maths was measured
     # without --include-quick, quick files are not results
     assert cli.main(["bench", "report", "--results", str(out), "--readme", str(readme)]) == 0
     assert "quick mode" not in readme.read_text() and "No results yet" in readme.read_text()

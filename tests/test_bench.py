@@ -151,6 +151,12 @@ def test_measure_times_and_counts_memory():
     assert peak_small < 8 * 2**20
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_malloc_thresholds_are_accepted():
+    """glibc takes both settings (it refuses an mmap threshold above 32 MiB, for one)."""
+    assert timing.fix_malloc_thresholds()
+
+
 def test_targets_and_ratios_are_computed_from_cases():
     shape = {"B": 256, "N": 2000, "D": 128}
 
@@ -165,7 +171,10 @@ def test_targets_and_ratios_are_computed_from_cases():
     assert by[("op_over", "fwdbwd")]["measured"] == pytest.approx(1.2) and by[("op_over", "fwdbwd")]["met"]
     assert by[("speedup", "fwdbwd")]["measured"] == pytest.approx(2.0) and by[("speedup", "fwdbwd")]["met"] is False
     assert by[("speedup", "fwd")]["met"] is True
+    # a missed speed-up names the best any op as fast as its matmuls could reach: compiled ÷ matmuls
+    assert "at most 2.4×" in by[("speedup", "fwdbwd")]["note"]
     assert by[("memory", "fwdbwd")]["measured"] == pytest.approx(2.0) and by[("memory", "fwdbwd")]["met"]
+    assert "alone are 1.56·B·N" in by[("memory", "fwdbwd")]["note"]  # 1 + (256 + 2000)·128 / (256·2000)
     cuda_rows = results.evaluate_targets("cdist", "cuda", "float32", [shape], cases)
     assert {r["limit"] for r in cuda_rows} == {1.5, 2.0}
     assert any(r["met"] is None for r in cuda_rows)  # no fwd matmul case: not measured, not "met"

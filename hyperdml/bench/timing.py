@@ -24,6 +24,9 @@ Peak memory is the extra memory a call needs above what was live before it:
   that a kernel allocates with ``malloc``/``new``, allocator fragmentation, rounded to pages.
   Where the reset is not available (not Linux) it falls back to ``ru_maxrss`` growth, which only
   means something in a fresh process; the method used is recorded with each result.
+
+On the CPU, glibc's malloc gets fixed thresholds first (:func:`fix_malloc_thresholds`), so that a
+case's time does not depend on what the process allocated before.
 """
 
 from __future__ import annotations
@@ -89,13 +92,34 @@ def _status_bytes(key: str) -> int | None:
 _LIBC = None
 
 
-def _malloc_trim() -> None:
+def _libc():
     global _LIBC
     if _LIBC is None:
         name = ctypes.util.find_library("c")
         _LIBC = ctypes.CDLL(name) if name else False
-    if _LIBC and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
+    return _LIBC
+
+
+def _malloc_trim() -> None:
+    libc = _libc()
+    if libc and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+#: glibc mallopt parameters: M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def fix_malloc_thresholds() -> bool:
+    """Give glibc's malloc fixed thresholds: blocks up to 32 MiB from the heap, the heap never
+    trimmed by itself (explicit ``malloc_trim`` still works). With glibc's default, dynamic
+    thresholds, whether a freed block of a few MiB returns to the OS depends on the allocation
+    history, and the same case ran in 4.2 ms in one process and 5.5 ms in the next, the extra
+    being page faults on recycled buffers. Returns whether the settings took (glibc only)."""
+    libc = _libc()
+    if not libc or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def _reset_rss_peak() -> bool:
@@ -147,6 +171,7 @@ def measure(
     if min_repeats < 1 or min_run_time < 0:
         raise ValueError(f"min_repeats must be >= 1 and min_run_time >= 0, got {min_repeats}, {min_run_time}")
     threads = threads or torch.get_num_threads()
+    fix_malloc_thresholds()
     first_call_s = _timed_call(fn, device)
     peak, method, per_call = peak_memory(fn, device)
     per_call = max(per_call, 1e-7)

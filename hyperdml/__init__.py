@@ -19,7 +19,7 @@ Public API:
 
 __version__ = "0.1.0"
 
-import importlib
+from hyperdml._lazy import lazy_exports
 
 # Submodules load on first use, so `hyperdml --help` does not pay for importing torch.
 _SUBMODULES = {
@@ -27,23 +27,11 @@ _SUBMODULES = {
     "train", "distributed", "errors", "bench",
 }
 _ATTRIBUTES = {
-    "poincare_cdist": "hyperdml.ops",
-    "hyphc_triplet_loss": "hyperdml.ops",
-    "HAS_EXTENSION": "hyperdml._extension",
-    "extension_info": "hyperdml._extension",
+    "poincare_cdist": "ops",
+    "hyphc_triplet_loss": "ops",
+    "HAS_EXTENSION": "_extension",
+    "extension_info": "_extension",
 }
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"hyperdml.{name}")
-    if name in _ATTRIBUTES:
-        return getattr(importlib.import_module(_ATTRIBUTES[name]), name)
-    raise AttributeError(f"module 'hyperdml' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | _SUBMODULES | set(_ATTRIBUTES))
-
+__getattr__, __dir__ = lazy_exports(__name__, {**dict.fromkeys(_SUBMODULES, ""), **_ATTRIBUTES}, globals())
 
 __all__ = ["__version__", *sorted(_SUBMODULES), *_ATTRIBUTES]

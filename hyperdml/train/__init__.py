@@ -8,7 +8,7 @@
 - :mod:`hyperdml.train.distributed`: ``setup_distributed`` / ``cleanup_distributed`` (torchrun).
 """
 
-import importlib
+from hyperdml._lazy import lazy_exports
 
 _EXPORTS = {
     "train": "trainer", "Trainer": "trainer",
@@ -21,14 +21,6 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"hyperdml.train.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'hyperdml.train' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = sorted(_EXPORTS)

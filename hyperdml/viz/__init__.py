@@ -20,8 +20,7 @@ function returns a ``matplotlib.figure.Figure``), loaded on first use:
   :func:`dasgupta_cost_features` (:mod:`hyperdml.viz.trees`).
 """
 
-import importlib
-
+from hyperdml._lazy import lazy_exports
 from hyperdml.hierarchy import dasgupta_cost, decode_tree, dendrogram, dendrogram_purity, lca_depth_matrix, tree_height
 
 _LAZY = {
@@ -36,15 +35,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"hyperdml.viz.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'hyperdml.viz' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = ["decode_tree", "dasgupta_cost", "dendrogram_purity", "dendrogram", "lca_depth_matrix", "tree_height",
            *_LAZY]

@@ -31,7 +31,6 @@ struct Lanes;
 
 template <>
 struct Lanes<double> {
-  using Mask = bool;
   static HYPERDML_HD double sqrt(double x) { return ::sqrt(x); }
   static HYPERDML_HD double atanh(double x) { return ::atanh(x); }
   static HYPERDML_HD double exp(double x) { return ::exp(x); }
@@ -46,7 +45,6 @@ template <typename V>
 struct PairGradOf {
   V d_aa, d_ae, d_ee;  // d delta / d (aa, ae, ee), the dots already scaled by c
 };
-using PairGrad = PairGradOf<double>;
 
 // Depth delta of a pair from its scaled dots (aa, ae, ee); with kGrad also its partials in them.
 template <bool kGrad, typename V>
@@ -160,6 +158,14 @@ HYPERDML_HD V triplet_forward_from_sums(const V sums[kDotSums], const V s[3], V 
   return triplet_loss<kGrad>(delta, s, inv_tau, dl_ddelta, dl_ds);
 }
 
+// Loss of a triplet from its dot sums and sims, nothing else.
+template <typename V>
+HYPERDML_HD V triplet_loss_from_sums(const V sums[kDotSums], const V s[3], V c, V inv_sqrt_c, V inv_tau) {
+  PairGradOf<V> pg[3];
+  V dl_ddelta[3], dl_ds[3];
+  return triplet_forward_from_sums<false>(sums, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+}
+
 // Coefficients M (3x3) with grad z_p = sum_q M[p][q] z_q for one triplet, given dloss/ddelta
 // (already times the incoming gradient). Pair m joins points (first[m], second[m]); for a pair
 // (a, b) with e = b - a: grad_a = c[(2g_aa - 2g_ae + 2g_ee) a + (g_ae - 2g_ee) b],
@@ -179,6 +185,21 @@ HYPERDML_HD void point_coefficients(const PairGradOf<V> pg[3], const V dl_ddelta
     M[b][a] = M[b][a] + cross;
     M[b][b] = M[b][b] + c * two * g_ee;
   }
+}
+
+// Backward of a triplet, times its incoming gradient g: dloss/ds and the point coefficients M
+// (above).
+template <typename V>
+HYPERDML_HD void triplet_backward_from_sums(const V sums[kDotSums], const V s[3], V g, V c, V inv_sqrt_c, V inv_tau,
+                                            V dl_ds[3], V M[3][3]) {
+  PairGradOf<V> pg[3];
+  V dl_ddelta[3];
+  triplet_forward_from_sums<true>(sums, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+  for (int m = 0; m < 3; ++m) {
+    dl_ds[m] = g * dl_ds[m];
+    dl_ddelta[m] = g * dl_ddelta[m];
+  }
+  point_coefficients(pg, dl_ddelta, c, M);
 }
 
 }  // namespace

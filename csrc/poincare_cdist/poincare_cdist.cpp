@@ -14,13 +14,13 @@ void add_near_pairs(const at::Tensor& grad_x, const at::Tensor& grad_y, const at
                     const at::Tensor& dist, const at::Tensor& x, const at::Tensor& y, const at::Tensor& alpha,
                     const at::Tensor& beta, double c) {
   const at::Tensor pairs = near.nonzero();  // (K, 2)
-  const int64_t K = pairs.size(0), N = near.size(1);
+  const int64_t K = pairs.size(0);
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 22) / std::max<int64_t>(x.size(1), 1));
   const double sqrt_c = std::sqrt(c);
   for (int64_t s = 0; s < K; s += chunk) {
     const at::Tensor part = pairs.slice(0, s, std::min(K, s + chunk));
-    const at::Tensor i = part.select(1, 0), j = part.select(1, 1), flat = i * N + j;
-    const at::Tensor g = grad.reshape(-1).index_select(0, flat), d = dist.reshape(-1).index_select(0, flat);
+    const at::Tensor i = part.select(1, 0), j = part.select(1, 1);
+    const at::Tensor g = grad.index({i, j}), d = dist.index({i, j});  // no copy of a strided block
     const at::Tensor ai = alpha.index_select(0, i), bj = beta.index_select(0, j);
     // Same weights as cdist::backward_weights: s = sinh(sqrt(c) d / 2), u = 2 s^2,
     // sinh(sqrt(c) d) = 2 s sqrt(1 + s^2), A = g 4 sqrt(c) / (alpha beta sinh), 0 at d = 0.

@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include "common.h"
+#include "cpu_lanes.h"
 #include "hyphc_triplet/hyphc_triplet_math.h"
 
 namespace hyperdml {
@@ -20,14 +21,13 @@ using Vec = at::vec::Vectorized<double>;
 
 template <>
 struct Lanes<Vec> {
-  using Mask = Vec;  // all bits set in the lanes where a comparison holds
   static Vec sqrt(const Vec& x) { return x.sqrt(); }
   static Vec atanh(const Vec& x) { return x.atanh(); }
   static Vec exp(const Vec& x) { return x.exp(); }
   static Vec max(const Vec& a, const Vec& b) { return at::vec::maximum(a, b); }
   static Vec min(const Vec& a, const Vec& b) { return at::vec::minimum(a, b); }
   static Vec both(const Vec& a, const Vec& b) { return a & b; }
-  static bool any(const Vec& m) { return m.zero_mask() != (1 << Vec::size()) - 1; }
+  static bool any(const Vec& m) { return any_lane(m); }
   static Vec select(const Vec& m, const Vec& if_true, const Vec& if_false) {
     return Vec::blendv(if_false, if_true, m);
   }
@@ -41,6 +41,15 @@ namespace {
 constexpr int64_t kGrain = 256;
 constexpr int W = hyphc::Vec::size();
 
+// The inputs of one triplet, as scalars.
+template <typename T>
+void load_one(const T* pts, const int64_t* tri, const T* sims, int64_t t, int64_t dim,
+              double sums[hyphc::kDotSums], double s[3]) {
+  const int64_t* idx = tri + 3 * t;
+  hyphc::triplet_dot_sums(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, 0, dim, 1, sums);
+  for (int m = 0; m < 3; ++m) s[m] = static_cast<double>(sims[3 * t + m]);
+}
+
 // The inputs of triplets t0 .. t0 + W - 1, one per lane.
 struct LaneInputs {
   hyphc::Vec sums[hyphc::kDotSums], sims[3];
@@ -50,42 +59,15 @@ template <typename T>
 LaneInputs load_lanes(const T* pts, const int64_t* tri, const T* sims, int64_t t0, int64_t dim) {
   double sums[hyphc::kDotSums][W], s[3][W];
   for (int k = 0; k < W; ++k) {
-    const int64_t* idx = tri + 3 * (t0 + k);
-    double one[hyphc::kDotSums];
-    hyphc::triplet_dot_sums(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, 0, dim, 1, one);
-    for (int m = 0; m < hyphc::kDotSums; ++m) sums[m][k] = one[m];
-    for (int m = 0; m < 3; ++m) s[m][k] = static_cast<double>(sims[3 * (t0 + k) + m]);
+    double one_sums[hyphc::kDotSums], one_s[3];
+    load_one(pts, tri, sims, t0 + k, dim, one_sums, one_s);
+    for (int m = 0; m < hyphc::kDotSums; ++m) sums[m][k] = one_sums[m];
+    for (int m = 0; m < 3; ++m) s[m][k] = one_s[m];
   }
   LaneInputs lanes;
   for (int m = 0; m < hyphc::kDotSums; ++m) lanes.sums[m] = hyphc::Vec::loadu(sums[m]);
   for (int m = 0; m < 3; ++m) lanes.sims[m] = hyphc::Vec::loadu(s[m]);
   return lanes;
-}
-
-// The same for one triplet, as scalars.
-template <typename T>
-void load_one(const T* pts, const int64_t* tri, const T* sims, int64_t t, int64_t dim,
-              double sums[hyphc::kDotSums], double s[3]) {
-  const int64_t* idx = tri + 3 * t;
-  hyphc::triplet_dot_sums(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, 0, dim, 1, sums);
-  for (int m = 0; m < 3; ++m) s[m] = static_cast<double>(sims[3 * t + m]);
-}
-
-// Loss of W triplets from t0 (kGrad: with dl_ds and the point coefficients M, times grad).
-template <bool kGrad, typename V>
-V triplet_terms(const V sums[hyphc::kDotSums], const V s[3], V g, double c, double tau, V dl_ds[3], V M[3][3]) {
-  const V vc(c), inv_sqrt_c(1.0 / std::sqrt(c)), inv_tau(1.0 / tau);
-  hyphc::PairGradOf<V> pg[3];
-  V dl_ddelta[3];
-  const V loss = hyphc::triplet_forward_from_sums<kGrad>(sums, s, vc, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
-  if constexpr (kGrad) {
-    for (int m = 0; m < 3; ++m) {
-      dl_ds[m] = g * dl_ds[m];
-      dl_ddelta[m] = g * dl_ddelta[m];
-    }
-    hyphc::point_coefficients(pg, dl_ddelta, vc, M);
-  }
-  return loss;
 }
 
 at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor& triplets_in,
@@ -100,19 +82,20 @@ at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor&
     const int64_t* tri = triplets.data_ptr<int64_t>();
     const scalar_t* sp = sims.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
+    const double inv_sqrt_c = 1.0 / std::sqrt(c), inv_tau = 1.0 / tau;
+    const hyphc::Vec vc(c), v_inv_sqrt_c(inv_sqrt_c), v_inv_tau(inv_tau);
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-      hyphc::Vec dl_ds[3], M[3][3];
       int64_t t = begin;
       for (; t + W <= end; t += W) {
         const LaneInputs in = load_lanes(pts, tri, sp, t, D);
         double loss[W];
-        triplet_terms<false>(in.sums, in.sims, hyphc::Vec(0.0), c, tau, dl_ds, M).store(loss);
+        hyphc::triplet_loss_from_sums(in.sums, in.sims, vc, v_inv_sqrt_c, v_inv_tau).store(loss);
         for (int k = 0; k < W; ++k) op[t + k] = static_cast<scalar_t>(loss[k]);
       }
       for (; t < end; ++t) {
-        double sums[hyphc::kDotSums], s[3], dl_ds1[3], M1[3][3];
+        double sums[hyphc::kDotSums], s[3];
         load_one(pts, tri, sp, t, D, sums, s);
-        op[t] = static_cast<scalar_t>(triplet_terms<false>(sums, s, 0.0, c, tau, dl_ds1, M1));
+        op[t] = static_cast<scalar_t>(hyphc::triplet_loss_from_sums(sums, s, c, inv_sqrt_c, inv_tau));
       }
     });
   });
@@ -167,6 +150,8 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
     const scalar_t* gp = grad.data_ptr<scalar_t>();
     scalar_t* gsp = grad_sims.data_ptr<scalar_t>();
     double* partp = parts.data_ptr<double>();
+    const double inv_sqrt_c = 1.0 / std::sqrt(c), inv_tau = 1.0 / tau;
+    const hyphc::Vec vc(c), v_inv_sqrt_c(inv_sqrt_c), v_inv_tau(inv_tau);
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
       double* acc = partp + at::get_thread_num() * P * D;
       int64_t t = begin;
@@ -175,7 +160,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
         double g[W];
         for (int k = 0; k < W; ++k) g[k] = static_cast<double>(gp[t + k]);
         hyphc::Vec dl_ds[3], M[3][3];
-        triplet_terms<true>(in.sums, in.sims, hyphc::Vec::loadu(g), c, tau, dl_ds, M);
+        hyphc::triplet_backward_from_sums(in.sums, in.sims, hyphc::Vec::loadu(g), vc, v_inv_sqrt_c, v_inv_tau, dl_ds, M);
         double ds[3][W], m[3][3][W];
         for (int p = 0; p < 3; ++p) {
           dl_ds[p].store(ds[p]);
@@ -193,7 +178,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
       for (; t < end; ++t) {
         double sums[hyphc::kDotSums], s[3], dl_ds[3], M[3][3];
         load_one(pts, tri, sp, t, D, sums, s);
-        triplet_terms<true>(sums, s, static_cast<double>(gp[t]), c, tau, dl_ds, M);
+        hyphc::triplet_backward_from_sums(sums, s, static_cast<double>(gp[t]), c, inv_sqrt_c, inv_tau, dl_ds, M);
         for (int p = 0; p < 3; ++p) gsp[3 * t + p] = static_cast<scalar_t>(dl_ds[p]);
         add_point_grads(acc, pts, tri + 3 * t, D, M);
       }

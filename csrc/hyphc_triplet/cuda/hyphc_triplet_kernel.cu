@@ -71,10 +71,7 @@ __global__ void forward_kernel(T* __restrict__ out, const T* __restrict__ pts, c
       const int64_t t = base + w.lane;
       const double s[3] = {static_cast<double>(sims[3 * t]), static_cast<double>(sims[3 * t + 1]),
                            static_cast<double>(sims[3 * t + 2])};
-      hyphc::PairGrad pg[3];
-      double dl_ddelta[3], dl_ds[3];
-      out[t] = static_cast<T>(
-          hyphc::triplet_forward_from_sums<false, double>(sums, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds));
+      out[t] = static_cast<T>(hyphc::triplet_loss_from_sums<double>(sums, s, c, inv_sqrt_c, inv_tau));
     }
   }
 }
@@ -94,15 +91,10 @@ __global__ void backward_kernel(T* __restrict__ grad_pts, T* __restrict__ grad_s
       const int64_t t = base + w.lane;
       const double s[3] = {static_cast<double>(sims[3 * t]), static_cast<double>(sims[3 * t + 1]),
                            static_cast<double>(sims[3 * t + 2])};
-      hyphc::PairGrad pg[3];
-      double dl_ddelta[3], dl_ds[3];
-      hyphc::triplet_forward_from_sums<true, double>(sums, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
-      const double gt = static_cast<double>(grad[t]);
-      for (int m = 0; m < 3; ++m) {
-        grad_sims[3 * t + m] = static_cast<T>(gt * dl_ds[m]);
-        dl_ddelta[m] *= gt;
-      }
-      hyphc::point_coefficients(pg, dl_ddelta, c, M);
+      double dl_ds[3];
+      hyphc::triplet_backward_from_sums<double>(sums, s, static_cast<double>(grad[t]), c, inv_sqrt_c, inv_tau, dl_ds,
+                                                M);
+      for (int m = 0; m < 3; ++m) grad_sims[3 * t + m] = static_cast<T>(dl_ds[m]);
     }
     for (int k = 0; k < count; ++k) {
       double Mk[3][3];

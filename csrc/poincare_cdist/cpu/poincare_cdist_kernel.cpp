@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common.h"
+#include "cpu_lanes.h"
 #include "poincare_cdist/poincare_cdist.h"
 #include "poincare_cdist/poincare_cdist_math.h"
 
@@ -33,10 +34,6 @@ int64_t block_columns(int64_t B, int64_t N) {
 // Sleef's log1p and expm1 cost 2.5x and 3.5x its log and exp. For the arguments the kernels
 // meet (>= 0) the plain function loses nothing from 1/2 up; below, a short series takes over.
 // The series runs only for vectors with such a lane (rare in training: distances are large).
-template <typename T>
-bool any_lane(const at::vec::Vectorized<T>& mask) {
-  return mask.zero_mask() != (1 << at::vec::Vectorized<T>::size()) - 1;
-}
 
 // log1p(w), w >= 0: log(1 + w) for w >= 1/2 (<= 2.5 ulp), else 2 atanh(t) = 2 (t + t^3/3 + ...)
 // with t = w / (2 + w) <= 1/5 (6 terms for float, 12 for double).
@@ -202,13 +199,14 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
             const Vec apart = mm2 > zero;
             Vec a = Vec::blendv(zero, two * e2 * q, apart);
             Vec au = Vec::blendv(zero, mm2 * mm2 * q, apart);
-            if (n < W) {  // lanes past the block end must add nothing
-              a = Vec::set(zero, a, n);
-              au = Vec::set(zero, au, n);
-            }
             // Nearly equal pairs (cdist::is_near: u alpha beta / 2 < near (2 - alpha - beta)) leave
             // the GEMM form; add_near_pairs adds them exactly.
-            const Vec near_lanes = mm2 * mm2 * beta * quarter_alpha < vnear * (two_minus_alpha - beta) * e2;
+            Vec near_lanes = mm2 * mm2 * beta * quarter_alpha < vnear * (two_minus_alpha - beta) * e2;
+            if (n < W) {  // lanes past the block end must add nothing (and are no near pairs)
+              a = Vec::set(zero, a, n);
+              au = Vec::set(zero, au, n);
+              near_lanes = Vec::set(zero, near_lanes, n);
+            }
             if (any_lane(near_lanes)) {
               T lanes_a[Vec::size()], lanes_au[Vec::size()], lanes_near[Vec::size()];
               a.store(lanes_a);

@@ -1,5 +1,6 @@
 // CUDA kernels of hyperdml::poincare_cdist: cuBLAS GEMM (through ATen) for the inner products,
-// one fused elementwise kernel for the rest; the backward is one elementwise kernel plus GEMMs.
+// one fused elementwise kernel for the rest; the backward is one elementwise kernel plus GEMMs,
+// then the exact terms of the nearly equal pairs (add_near_pairs).
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>

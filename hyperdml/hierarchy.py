@@ -84,6 +84,11 @@ def _depth_from_tanh2(t2: np.ndarray, c: float) -> np.ndarray:
     return np.arctanh(np.clip(np.sqrt(np.maximum(t2, 0.0)), 0.0, np.nextafter(1.0, 0.0))) / np.sqrt(c)
 
 
+def _leaf_depth(scaled_norm, c: float) -> np.ndarray:
+    """Leaf depth ``d_c(0, x) = 2·artanh(√c‖x‖)/√c`` from ``scaled_norm = √c‖x‖``, kept below 1."""
+    return 2 * np.arctanh(np.minimum(scaled_norm, np.nextafter(1.0, 0.0))) / np.sqrt(c)
+
+
 def lca_depth_matrix(points, c: float = 1.0) -> np.ndarray:
     """All pairwise LCA depths ``δ(z_i∨z_j)``: ``points (P, D)`` → float64 ``(P, P)``.
 
@@ -98,20 +103,21 @@ def lca_depth_matrix(points, c: float = 1.0) -> np.ndarray:
     return _depth_from_tanh2(out, c)
 
 
-def _max_spanning_tree(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Prim's algorithm on the complete graph weighted by LCA depth (largest first).
+def _prim_max_spanning_tree(x: np.ndarray, weight, row_data=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prim's algorithm on the complete graph over the rows of ``x (P, D)``, largest weights first.
 
-    ``x (P, D)`` pre-scaled by √c. Never stores the ``P × P`` weights: each step computes the
-    depths from the vertex just added to the ``N`` vertices still outside the tree (one
-    matrix-vector product, ``O(N·D)`` time), so the whole is ``O(P²·D)`` time and ``O(P·D)``
-    memory. Returns the ``P − 1`` edges as ``(u, v, tanh²)`` arrays. A maximum spanning tree holds every merge of
-    single linkage (the classic MST ↔ single-linkage equivalence).
+    Never stores the ``P × P`` weights: each step calls ``weight(a, rest, aux)`` for the vertex
+    ``a (D,)`` just added and the ``N`` rows ``rest (N, D)`` still outside the tree (``aux``: their
+    per-row data, or None), which returns the ``(N,)`` edge weights, so the whole is ``P − 1``
+    calls and ``O(P·D)`` memory. ``row_data(rest)``, if given, computes that per-row data once
+    from the rows outside the tree at the start (e.g. their squared norms); it is moved with its
+    rows as they leave. Returns the ``P − 1`` edges as ``(u, v, weight)`` arrays.
     """
     p = x.shape[0]
     rest = x[1:].copy()  # rows outside the tree, compacted by swap-remove
-    rest_xx = np.einsum("ij,ij->i", rest, rest)
+    aux = None if row_data is None else row_data(rest)
     ids = np.arange(1, p)
-    key = _lca_tanh2(x[0], rest, rest_xx)  # best tanh² from each outside vertex to the tree
+    key = weight(x[0], rest, aux)  # best weight from each outside vertex to the tree
     via = np.zeros(p - 1, dtype=np.int64)  # the tree vertex giving that best
     eu, ev, ew = (np.empty(p - 1, dtype=np.int64), np.empty(p - 1, dtype=np.int64), np.empty(p - 1))
     for step in range(p - 1):
@@ -119,14 +125,29 @@ def _max_spanning_tree(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
         v = int(ids[m])
         eu[step], ev[step], ew[step] = via[m], v, key[m]
         last = rest.shape[0] - 1
-        rest[m], rest_xx[m], ids[m], key[m], via[m] = rest[last], rest_xx[last], ids[last], key[last], via[last]
-        rest, rest_xx, ids, key, via = rest[:last], rest_xx[:last], ids[:last], key[:last], via[:last]
+        rest[m], ids[m], key[m], via[m] = rest[last], ids[last], key[last], via[last]
+        rest, ids, key, via = rest[:last], ids[:last], key[:last], via[:last]
+        if aux is not None:
+            aux[m] = aux[last]
+            aux = aux[:last]
         if last:
-            t2 = _lca_tanh2(x[v], rest, rest_xx)
-            better = t2 > key
-            key[better] = t2[better]
+            w = weight(x[v], rest, aux)
+            better = w > key
+            key[better] = w[better]
             via[better] = v
     return eu, ev, ew
+
+
+def _max_spanning_tree(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prim's algorithm on the complete graph weighted by LCA depth (largest first).
+
+    ``x (P, D)`` pre-scaled by √c. Each step computes the depths from the vertex just added to the
+    ``N`` vertices still outside the tree (one matrix-vector product, ``O(N·D)`` time), so the
+    whole is ``O(P²·D)`` time and ``O(P·D)`` memory. Returns the ``P − 1`` edges as
+    ``(u, v, tanh²)`` arrays. A maximum spanning tree holds every merge of single linkage (the
+    classic MST ↔ single-linkage equivalence).
+    """
+    return _prim_max_spanning_tree(x, _lca_tanh2, row_data=lambda rest: np.einsum("ij,ij->i", rest, rest))
 
 
 def _linkage_from_edges(p: int, u: np.ndarray, v: np.ndarray, heights: np.ndarray) -> np.ndarray:
@@ -191,7 +212,7 @@ def decode_tree(points, c: float = 1.0) -> np.ndarray:
     u, v, t2 = _max_spanning_tree(xs)
     order = np.argsort(-t2, kind="stable")
     depth = _depth_from_tanh2(t2[order], c)
-    leaf_depth = 2 * np.arctanh(np.minimum(np.sqrt(np.einsum("ij,ij->i", xs, xs)), np.nextafter(1.0, 0.0))) / np.sqrt(c)
+    leaf_depth = _leaf_depth(np.sqrt(np.einsum("ij,ij->i", xs, xs)), c)
     heights = np.maximum.accumulate(np.maximum(leaf_depth.max() - depth, 0.0))
     return _linkage_from_edges(p, u[order], v[order], heights)
 
@@ -249,6 +270,33 @@ def dasgupta_cost(z, sims, normalize: bool = False) -> float:
     return float(cost)
 
 
+def _merged_label_counts(z: np.ndarray, labels):
+    """Label counts of every cluster of the tree ``Z``, merged bottom-up small-into-large.
+
+    ``labels (P,)``: int labels of the leaves. Yields, for each merge (row order), ``(n, counts,
+    shared)``: ``n`` the merged cluster's size, ``counts`` its dict label → count (a dict reused
+    by later merges: read it before advancing), ``shared`` the ``(n_big(l), n_small(l))`` count
+    pairs of the labels found in both merged clusters. ``O(P log P)`` dictionary updates.
+    """
+    p = z.shape[0] + 1
+    counts: list = [{int(l): 1} for l in labels] + [None] * (p - 1)
+    size = np.ones(2 * p - 1, dtype=np.int64)
+    for m, (a, b) in enumerate(z[:, :2].astype(np.int64)):
+        ca, cb = counts[a], counts[b]
+        if len(ca) < len(cb):
+            ca, cb = cb, ca
+        n = size[a] + size[b]
+        shared = []
+        for l, k in cb.items():
+            k_big = ca.get(l, 0)
+            if k_big:
+                shared.append((k_big, k))
+            ca[l] = k_big + k
+        counts[p + m], counts[a], counts[b] = ca, None, None
+        size[p + m] = n
+        yield n, ca, shared
+
+
 def dendrogram_purity(z, labels) -> float:
     """Dendrogram purity (Heller & Ghahramani, 2005) of the tree ``Z`` for leaf ``labels``.
 
@@ -282,22 +330,10 @@ def dendrogram_purity(z, labels) -> float:
     n_pairs = int((np.bincount(lab).astype(np.int64) * (np.bincount(lab) - 1) // 2).sum())
     if n_pairs == 0:
         raise ValueError("dendrogram purity is undefined: no two leaves share a label")
-    counts: list = [{int(l): 1} for l in lab] + [None] * (p - 1)
-    size = np.ones(2 * p - 1, dtype=np.int64)
     total = 0.0
-    for m in range(p - 1):
-        a, b = int(z[m, 0]), int(z[m, 1])
-        ca, cb = counts[a], counts[b]
-        if len(ca) < len(cb):
-            ca, cb = cb, ca
-        n = size[a] + size[b]
-        for l, k in cb.items():
-            k_big = ca.get(l, 0)
-            if k_big:
-                total += k_big * k * (k_big + k) / n
-            ca[l] = k_big + k
-        counts[p + m], counts[a], counts[b] = ca, None, None
-        size[p + m] = n
+    for n, _, shared in _merged_label_counts(z, lab):
+        for k_big, k in shared:
+            total += k_big * k * (k_big + k) / n
     return float(total / n_pairs)
 
 

@@ -19,6 +19,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
+from hyperdml.hierarchy import _merged_label_counts
 from hyperdml.hierarchy import dendrogram as _dendrogram
 from hyperdml.viz.style import GREY, new_figure, palette, text_color
 
@@ -109,7 +110,7 @@ def plot_dendrogram(
     else:
         kwargs["link_color_func"] = lambda k: "grey"
     if truncated:
-        label_of, size = _truncated_labels(z, groups, names, group_names)
+        label_of = _truncated_labels(z, groups, names, group_names)
         kwargs.update(truncate_mode="lastp", p=min(truncate_to, max_leaves), leaf_label_func=label_of, show_contracted=False)
     else:
         kwargs["leaf_label_func"] = lambda k: names[k]
@@ -146,8 +147,9 @@ def plot_dendrogram(
     ax.set_yticklabels(d["ivl"], fontsize=fs)
     ax.tick_params(axis="y", length=0, pad=2)
     if groups is not None:
-        leaf_col = _leaf_label_colors(z, d["leaves"], groups, p)
-        for tick, g in zip(ax.get_yticklabels(), leaf_col):
+        # group (or −1) of each shown leaf: the leaf's group, or the cluster's group when pure
+        for tick, k in zip(ax.get_yticklabels(), d["leaves"]):
+            g = int(node_group[k])
             if g >= 0:
                 tick.set_color(text_color(colors[g]))
     if kind == "cosine":
@@ -176,32 +178,18 @@ def plot_dendrogram(
     return fig
 
 
-def _leaf_label_colors(z, leaves, groups, p) -> list[int]:
-    """Group (or −1) of each shown leaf: the leaf's group, or the cluster's group when pure."""
-    node_group = _leaf_groups(z, groups)
-    return [int(node_group[k]) for k in leaves]
-
-
 def _truncated_labels(z, groups, names, group_names):
     """``leaf_label_func`` for a truncated tree: class name, or ``"<majority super> ×n (k%)"``."""
     p = z.shape[0] + 1
     first = np.arange(2 * p - 1)
     size = np.ones(2 * p - 1, dtype=np.int64)
-    top: dict = {}
-    counts: list = [None] * (2 * p - 1)
-    if groups is not None:
-        counts[:p] = [{int(x): 1} for x in groups]
     for m, (a, b) in enumerate(z[:, :2].astype(np.int64)):
         first[p + m] = first[a]
         size[p + m] = size[a] + size[b]
-        if groups is not None:
-            ca, cb = counts[a], counts[b]
-            if len(ca) < len(cb):
-                ca, cb = cb, ca
-            for k, v in cb.items():
-                ca[k] = ca.get(k, 0) + v
-            top[p + m] = max(ca.items(), key=lambda kv: kv[1])
-            counts[p + m], counts[a], counts[b] = ca, None, None
+    top: dict = {}
+    if groups is not None:  # majority group of every cluster
+        for m, (_, counts, _) in enumerate(_merged_label_counts(z, groups)):
+            top[p + m] = max(counts.items(), key=lambda kv: kv[1])
 
     def label(node):
         node = int(node)
@@ -213,7 +201,7 @@ def _truncated_labels(z, groups, names, group_names):
             return f"{group_names[g]} ×{n} ({100 * k / n:.0f}%)"
         return f"{names[first[node]]} +{n - 1}"
 
-    return label, size
+    return label
 
 
 def _legend_handles(group_names, colors, max_entries: int = 24) -> list:

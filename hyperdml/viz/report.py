@@ -43,7 +43,7 @@ import torch
 
 from hyperdml import geometry
 from hyperdml.errors import CheckpointError, HyperdmlError
-from hyperdml.hierarchy import decode_tree, dendrogram_purity, tree_height
+from hyperdml.hierarchy import _leaf_depth, decode_tree, dendrogram_purity, tree_height
 from hyperdml.viz.proxies import ProxySet, find_proxies
 from hyperdml.viz.trees import cosine_tree, dasgupta_cost_features, dasgupta_cost_labels, tree_edges
 
@@ -137,8 +137,7 @@ def analyze_proxies(loss, *, super_labels=None, max_proxy_leaves: int = MAX_PROX
             purity = dendrogram_purity(_tree(space, ps.points, ps.c), ps.labels)
         m["proxy_class_purity"] = purity
 
-    leaf_depth = 2 * np.arctanh(np.minimum(
-        np.sqrt(c) * points["hyperbolic"].norm(dim=1).numpy(), np.nextafter(1.0, 0.0))) / np.sqrt(c)
+    leaf_depth = _leaf_depth(np.sqrt(c) * points["hyperbolic"].norm(dim=1).numpy(), c)
     summary = {
         "num_classes": hyp.num_classes,
         "proxies_per_class": hyp.per_class,
@@ -306,16 +305,6 @@ def write_loss_report(loss, out_dir, *, fmt: str = "png", notes=None, extra: dic
     return {"files": files, "metrics": metrics, "notes": notes}
 
 
-class _LabelledSubset(torch.utils.data.Subset):
-    """``Subset`` that keeps a ``.labels`` tensor like every hyperdml dataset."""
-
-    def __init__(self, dataset, indices):
-        super().__init__(dataset, indices)
-        labels = getattr(dataset, "labels", None)
-        if labels is not None:
-            self.labels = torch.as_tensor(labels)[torch.as_tensor(indices, dtype=torch.long)]
-
-
 def _check_checkpoint(ckpt) -> dict:
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"a checkpoint must be a dict, got {type(ckpt).__name__}")
@@ -349,7 +338,7 @@ def _test_embeddings(model, hyp: ProxySet, cfg: dict, ckpt: dict, splits, max_po
     idx = np.sort(rng.choice(len(test), min(max_points, len(test)), replace=False))
     from hyperdml.train import compute_embeddings
 
-    outputs, labels = compute_embeddings(model, _LabelledSubset(test, idx.tolist()), device=device)
+    outputs, labels = compute_embeddings(model, torch.utils.data.Subset(test, idx.tolist()), device=device)
     if "hyperbolic" not in outputs:
         notes.append("test embeddings not plotted: the model has no hyperbolic head")
         return None, None

@@ -18,7 +18,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hyperdml.hierarchy import _check_linkage, _linkage_from_edges, lca_depth_matrix
+from hyperdml.hierarchy import (
+    _check_linkage,
+    _linkage_from_edges,
+    _merged_label_counts,
+    _prim_max_spanning_tree,
+    lca_depth_matrix,
+)
 
 __all__ = ["cosine_tree", "tree_edges", "dasgupta_cost_labels", "dasgupta_cost_features", "leaf_members"]
 
@@ -51,22 +57,7 @@ def cosine_tree(features) -> np.ndarray:
     p = x.shape[0]
     if p < 2:
         raise ValueError(f"a tree needs at least 2 leaves, got {p}")
-    rest, ids = x[1:].copy(), np.arange(1, p)
-    key = rest @ x[0]
-    via = np.zeros(p - 1, dtype=np.int64)
-    eu, ev, ew = np.empty(p - 1, dtype=np.int64), np.empty(p - 1, dtype=np.int64), np.empty(p - 1)
-    for step in range(p - 1):
-        m = int(np.argmax(key))
-        v = int(ids[m])
-        eu[step], ev[step], ew[step] = via[m], v, key[m]
-        last = rest.shape[0] - 1
-        rest[m], ids[m], key[m], via[m] = rest[last], ids[last], key[last], via[last]
-        rest, ids, key, via = rest[:last], ids[:last], key[:last], via[:last]
-        if last:
-            s = rest @ x[v]
-            better = s > key
-            key[better] = s[better]
-            via[better] = v
+    eu, ev, ew = _prim_max_spanning_tree(x, lambda a, rest, _: rest @ a)
     order = np.argsort(-ew, kind="stable")
     heights = np.maximum.accumulate(np.clip(1.0 - ew[order], 0.0, 2.0))
     return _linkage_from_edges(p, eu[order], ev[order], heights)
@@ -130,22 +121,9 @@ def dasgupta_cost_labels(z, labels, normalize: bool = True) -> float:
     if labels.shape != (p,):
         raise ValueError(f"labels must have shape ({p},), got {labels.shape}")
     _, lab = np.unique(labels, return_inverse=True)
-    counts: list = [{int(l): 1} for l in lab.reshape(-1)] + [None] * (p - 1)
-    size = np.ones(2 * p - 1, dtype=np.int64)
     cost = 0.0
-    for m, (a, b) in enumerate(z[:, :2].astype(np.int64)):
-        ca, cb = counts[a], counts[b]
-        if len(ca) < len(cb):
-            ca, cb = cb, ca
-        n = size[a] + size[b]
-        same = 0
-        for l, k in cb.items():
-            k_big = ca.get(l, 0)
-            same += k_big * k
-            ca[l] = k_big + k
-        cost += n * same
-        counts[p + m], counts[a], counts[b] = ca, None, None
-        size[p + m] = n
+    for n, _, shared in _merged_label_counts(z, lab.reshape(-1)):
+        cost += n * sum(k_big * k for k_big, k in shared)
     if not normalize:
         return float(cost)
     nl = np.bincount(lab.reshape(-1)).astype(np.float64)

@@ -333,9 +333,7 @@ def render_run(run: dict, link_prefix: str = "") -> list[str]:
     if diffs:
         lines += ["", "Same inputs, same results: largest relative difference from the op's output "
                   "(forward) or gradients (forward+backward): " + "; ".join(diffs) + "."]
-    targets = run.get("targets")
-    if targets is not None and run.get("options"):  # with the current definitions, from the cases
-        targets = evaluate_targets(run["op"], run["options"]["device"], s["dtype"], run["shapes"], run["cases"])
+    targets = evaluate_targets(run["op"], s["device"], s["dtype"], run["shapes"], run["cases"])  # as defined now
     if targets:
         lines += ["", "Targets (issue 8), computed from the cases above:", ""]
         rows = []

@@ -20,7 +20,6 @@ relative differences are recorded (``max_abs_diff``, ``max_rel_diff``).
 from __future__ import annotations
 
 import gc
-import importlib
 import importlib.util
 import json
 import os
@@ -187,7 +186,6 @@ def _child_main() -> int:
     warnings.simplefilter("ignore")
     if settings.get("threads"):
         torch.set_num_threads(int(settings["threads"]))
-    importlib.import_module("hyperdml.ops")  # registers the ops (and loads the extension)
     for case in spec["cases"]:
         result = run_case(case, settings)
         print(RESULT_PREFIX + json.dumps(result), flush=True)

@@ -138,11 +138,12 @@ def run(args) -> int:
     """Run ``hyperdml bench cdist|hyphc|report``."""
     if args.bench_command == "report":
         return _run_report(args)
-    from hyperdml.bench import cdist, hyphc, results, suite
+    from hyperdml.bench import results, suite
     from hyperdml.bench.competitors import COMPETITORS
+    from hyperdml.bench.runner import OPS
     from hyperdml.errors import ConfigError
 
-    mod = {"cdist": cdist, "hyphc": hyphc}[args.bench_op]
+    mod = OPS[args.bench_op]
     base = mod.QUICK if args.quick else mod.FULL
     if args.dtype not in ("float32", "float64"):
         raise ConfigError(f"--dtype must be float32 or float64, got {args.dtype!r}")

@@ -407,7 +407,7 @@ def test_evaluate_retrieval_bad_inputs():
     bad[3, 1] = NAN
     raises(lambda: evaluate_retrieval(bad, labels), ValueError, "NaN or inf", "row 3")
     raises(lambda: evaluate_retrieval(emb, labels, metric="manhattan"), ValueError, "metric must be one of")
-    raises(lambda: evaluate_retrieval(emb, labels, metric="poincare"), ValueError, "outside the Poincaré ball")
+    raises(lambda: evaluate_retrieval(emb, labels, metric="poincare", c=1.0), ValueError, "outside the Poincaré ball")
     raises(lambda: evaluate_retrieval(emb * 0.01, labels, metric="poincare", c=NAN), ValueError, "curvature c")
     raises(lambda: evaluate_retrieval(emb * 0.01, labels, metric="poincare", c=-1.0), ValueError, "curvature c")
     raises(lambda: evaluate_retrieval(emb, labels, ks=(0,)), ValueError, "ks must be positive")

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--head", choices=("auto", "euclidean", "hyperbolic", "dual"), help="embedding head(s) (auto: from the loss)")
     add("--embedding-size", type=int, metavar="D", help="Euclidean head size")
     add("--hyperbolic-size", type=_none_or(int), metavar="D", help="hyperbolic head size (None: --embedding-size)")
+    add("--hyperbolic-head", choices=("linear", "normalized"),
+        help="hyperbolic head: linear (tangent vectors, clipped and mapped by the loss) or normalized "
+             "(LayerNorm -> Linear -> clip -> expmap0, outputs ball points)")
     add("--c", type=float, help="curvature of the Poincaré ball")
     add("--clip-r", type=_none_or(float), help="feature clipping radius before expmap0 (none: off)")
     loss = parser.add_argument_group("loss")

@@ -6,6 +6,9 @@
 - :class:`CHEST`: Euclidean + hyperbolic SoftTriple + HypHC on the hyperbolic proxies.
 - :class:`HypHCLoss`: HypHC's triplet loss (the regulariser CHEST uses).
 - :class:`ProxyLoss`: the two-stage base class (class similarity, then loss) wrappers plug into.
+- The loss protocol, shared by every loss here: ``input_spaces`` (the space of each embedding
+  argument), ``proxy_sets()`` (the class proxies held, as :class:`ProxySet` by name),
+  ``set_epoch(e)`` and ``parts`` (named terms of the last call, for logging).
 - :class:`CalibrateProxy` (CP): wraps any ProxyLoss; per-class FIFO queues of past embeddings
   (global centers), composite similarity (proxy term + centred queue term) and proxy calibration
   from ``start_epoch`` on.
@@ -20,11 +23,15 @@ from hyperdml.losses.hierarchical_proxy import HierarchicalProxy
 from hyperdml.losses.hyphc import HypHCLoss, similarity_from_features
 from hyperdml.losses.proxy_anchor import ProxyAnchor
 from hyperdml.losses.proxy_nca import ProxyNCA
+from hyperdml.losses.proxy_set import ProxySet
+from hyperdml.losses.wrappers import ProxyLossWrapper
 from hyperdml.losses.soft_triple import SoftTriple
 from hyperdml.spaces import EuclideanSpace, PoincareSpace
 
 __all__ = [
     "ProxyLoss",
+    "ProxyLossWrapper",
+    "ProxySet",
     "ProxyAnchor",
     "ProxyNCA",
     "SoftTriple",

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import torch
 from torch import nn
 
+from hyperdml.losses.proxy_set import ProxySet
 from hyperdml.spaces import EuclideanSpace, Space
 
 __all__ = ["ProxyLoss", "check_inputs", "check_number"]
@@ -40,13 +42,16 @@ def check_number(name: str, value, *, positive: bool = False, nonnegative: bool 
 
 
 def check_inputs(
-    embeddings, labels, embedding_size: int, num_classes: int, check_values: bool = True, name: str = "embeddings"
+    embeddings, labels, embedding_size: int, num_classes: int, check_values: bool = True, name: str = "embeddings",
+    space: Space | None = None,
 ) -> torch.Tensor:
     """Validate ``embeddings (B, embedding_size)`` and ``labels (B,)``; return the labels as int64.
 
     Raises ``TypeError`` (not a tensor, non-floating embeddings, non-integer labels) or
     ``ValueError`` (shapes, empty batch, and with ``check_values``: NaN/Inf embeddings,
-    labels outside ``[0, num_classes)``) with a message naming the problem.
+    embeddings the ``space`` cannot take (:meth:`~hyperdml.spaces.Space.check_inputs`, e.g. points
+    outside the ball for ``PoincareSpace(inputs="ball")``), labels outside ``[0, num_classes)``)
+    with a message naming the problem.
     """
     if not isinstance(embeddings, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(embeddings).__name__}")
@@ -70,8 +75,7 @@ def check_inputs(
         raise ValueError(f"{name} has {embeddings.shape[0]} rows but labels has {labels.shape[0]}")
     labels = labels.to(embeddings.device)  # as PML: labels may come straight from a CPU loader
     if check_values:
-        if not bool(torch.isfinite(embeddings).all()):
-            raise ValueError(f"{name} contains NaN or Inf")
+        (space or EuclideanSpace()).check_inputs(embeddings, name)
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"labels must lie in [0, {num_classes}), got min {lo}, max {hi}")
@@ -100,6 +104,9 @@ class ProxyLoss(nn.Module):
     """
 
     proxy_temperature: float = 1.0
+    #: ``forward`` warns (once per loss) when more than this fraction of a batch is saturated
+    #: (:meth:`~hyperdml.spaces.Space.saturation`: on the clipping sphere of a hyperbolic space).
+    saturation_warning: float = 0.5
 
     def __init__(self, num_classes: int, embedding_size: int, proxies_per_class: int = 1, space: Space | None = None):
         super().__init__()
@@ -117,12 +124,29 @@ class ProxyLoss(nn.Module):
         self.space = space
         self.proxies = space.init_proxies(num_classes * proxies_per_class, embedding_size)
         self.check_values = True
+        #: named terms of the last call, detached, for logging (empty: the loss has one term)
+        self.parts: dict[str, torch.Tensor] = {}
+        self._warned_saturation = False
 
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, embedding_size={self.embedding_size}, "
             f"proxies_per_class={self.proxies_per_class}, space={self.space!r}"
         )
+
+    # -- the loss protocol (shared with CHEST and the wrappers) ---------------------------------
+
+    @property
+    def input_spaces(self) -> tuple[Space, ...]:
+        """The space of each embedding argument of ``forward``, in call order: ``(space,)``."""
+        return (self.space,)
+
+    def proxy_sets(self) -> dict[str, ProxySet]:
+        """The class proxies this loss holds: ``{space.label: ProxySet}``."""
+        return {self.space.label: ProxySet.of(self.space, self.proxy_points(), self.num_classes, self.proxies_per_class)}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the loss the (0-based) epoch; a no-op unless a subclass depends on the epoch."""
 
     # -- stage 1 -------------------------------------------------------------------------------
 
@@ -131,8 +155,9 @@ class ProxyLoss(nn.Module):
         return self.space.proxy_points(self.proxies)
 
     def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Head outputs ``(B, D)`` → embeddings in the space ``(B, D)`` (``space.to_space``)."""
-        return self.space.to_space(embeddings)
+        """Head outputs ``(B, D)`` → embeddings in the space ``(B, D)`` (``space.to_space``, unchecked:
+        :meth:`check_inputs` checks)."""
+        return self.space.to_space(embeddings, check=False)
 
     def combine_proxies(self, sim: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Per-proxy similarity ``(B, C·K)`` → class similarity ``(B, C)``.
@@ -169,14 +194,33 @@ class ProxyLoss(nn.Module):
 
     # -- forward -------------------------------------------------------------------------------
 
-    def check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor, name: str = "embeddings") -> torch.Tensor:
         """Validate the inputs (see :func:`check_inputs`) and, with ``check_values``, that the
-        proxies are finite (a diverged optimiser step is named, not turned into a NaN loss);
-        returns the labels as int64."""
-        labels = check_inputs(embeddings, labels, self.embedding_size, self.num_classes, self.check_values)
+        proxies are finite (a diverged optimiser step is named, not turned into a NaN loss) and
+        whether the batch is saturated (one warning per loss); returns the labels as int64."""
+        labels = check_inputs(embeddings, labels, self.embedding_size, self.num_classes, self.check_values, name,
+                              self.space)
         if self.check_values:
             self.check_proxies()
+            if not self._warned_saturation:
+                self.warn_if_saturated(embeddings, name)
         return labels
+
+    def warn_if_saturated(self, embeddings: torch.Tensor, name: str = "embeddings") -> bool:
+        """Warn (a ``UserWarning``) when most of ``embeddings`` is saturated in the space; returns whether
+        it warned. ``forward`` calls it until it has warned once."""
+        frac = self.space.saturation(embeddings)
+        if frac is None or frac <= self.saturation_warning:
+            return False
+        self._warned_saturation = True
+        warnings.warn(
+            f"{type(self).__name__}: {frac:.0%} of the {name} lie on the clipping sphere of {self.space!r}: "
+            "their norms, and so their depths in the ball, no longer differ and the loss only sees "
+            "directions (training stalls). Normalise the head's features (hyperdml.models.HyperbolicHead "
+            "does), lower the head's learning rate, or raise clip_r.",
+            stacklevel=3,
+        )
+        return True
 
     def check_proxies(self) -> None:
         """Raise ``ValueError`` if the proxy parameter holds NaN or Inf (one host sync)."""

@@ -22,6 +22,7 @@ from torch import nn
 
 from hyperdml.ops import hyphc_triplet_loss
 from hyperdml.ops._checks import check_curvature
+from hyperdml.spaces.poincare import DEFAULT_CURVATURE
 
 __all__ = ["HypHCLoss", "similarity_from_features"]
 
@@ -59,7 +60,8 @@ class HypHCLoss(nn.Module):
     ``tau_schedule(epoch)`` when given), so the temperature follows the epoch after a resume.
 
     Args:
-        c: curvature magnitude of the ball, ``c > 0``.
+        c: curvature magnitude of the ball, ``c > 0`` (default 0.1, ``PoincareSpace``'s; HypHC's own
+            experiments use c = 1).
         tau: initial temperature ``τ > 0`` (HypHC's default 0.05; its configs use 0.01–0.1).
         num_triplets: triplets drawn per call when not all are used; ``None``: ``max_all_triplets``.
         max_all_triplets: use all triplets when there are at most this many.
@@ -77,7 +79,7 @@ class HypHCLoss(nn.Module):
 
     def __init__(
         self,
-        c: float = 1.0,
+        c: float = DEFAULT_CURVATURE,
         tau: float = 0.05,
         num_triplets: int | None = None,
         max_all_triplets: int = 50_000,

@@ -2,15 +2,17 @@
 
 - :func:`build_model` → :class:`EmbeddingModel`, ``model(images)`` →
   ``{"euclidean": (B, D_E)}``, ``{"hyperbolic": (B, D_H)}`` or both (dual head, CHEST).
-- The hyperbolic output is a tangent vector; map it with
-  ``hyperdml.spaces.PoincareSpace(c, clip_r).to_space(z)`` to get ball points.
+- :class:`HyperbolicHead`: LayerNorm → Linear → clip → ``expmap0``; outputs points of the ball,
+  for a hyperbolic loss with ``space=head.space`` (``PoincareSpace(inputs="ball")``). A plain
+  ``nn.Linear`` head outputs tangent vectors that ``PoincareSpace(inputs="tangent")`` maps.
 - Pretrained weights only from a local file (:func:`load_backbone_weights`); nothing downloads.
 """
 
 from hyperdml.models.backbones import ARCHS, ResNetBackbone, SmallCNN, build_backbone, load_backbone_weights
-from hyperdml.models.embedding import HEADS, EmbeddingModel, build_model
+from hyperdml.models.embedding import HEAD_NAMES, HEADS, EmbeddingModel, build_model, default_head_spaces
+from hyperdml.models.heads import HyperbolicHead, build_head
 
 __all__ = [
-    "ARCHS", "HEADS", "EmbeddingModel", "ResNetBackbone", "SmallCNN", "build_backbone", "build_model",
-    "load_backbone_weights",
+    "ARCHS", "HEADS", "HEAD_NAMES", "EmbeddingModel", "HyperbolicHead", "ResNetBackbone", "SmallCNN", "build_backbone",
+    "build_head", "build_model", "default_head_spaces", "load_backbone_weights",
 ]

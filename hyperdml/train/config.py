@@ -19,6 +19,9 @@ __all__ = ["DEFAULTS", "DATASETS", "SMALL_DATASETS", "resolve_config"]
 
 DATASETS = ("synthetic", "digits", "cub", "cars", "sop", "inshop")
 SMALL_DATASETS = ("synthetic", "digits")
+#: the hyperbolic head: ``linear`` (tangent vectors, mapped by the loss's space) or ``normalized``
+#: (:class:`hyperdml.models.HyperbolicHead`, ball points)
+HYPERBOLIC_HEADS = ("linear", "normalized")
 
 DEFAULTS: dict[str, Any] = {
     # data
@@ -33,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "head": "auto",          # from the loss: euclidean, hyperbolic or dual (chest)
     "embedding_size": 128,
     "hyperbolic_size": None,  # None: embedding_size
+    "hyperbolic_head": "linear",  # linear: tangent outputs mapped by the loss's space; normalized: HyperbolicHead
     "c": 0.1,
     "clip_r": 2.3,
     # loss
@@ -142,6 +146,8 @@ def resolve_config(config: dict | None = None, **overrides) -> dict:
         raise ConfigError(f"--amp must be none, bf16 or fp16, got {cfg['amp']!r}")
     cfg["amp"] = amp
 
+    if cfg["hyperbolic_head"] not in HYPERBOLIC_HEADS:
+        raise ConfigError(f"--hyperbolic-head must be one of {', '.join(HYPERBOLIC_HEADS)}, got {cfg['hyperbolic_head']!r}")
     if cfg["arch"] == "auto":
         cfg["arch"] = "small_cnn" if cfg["dataset"] in SMALL_DATASETS else "resnet50"
     if cfg["arch"] not in ("small_cnn", "resnet18", "resnet50"):

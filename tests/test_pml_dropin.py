@@ -322,3 +322,21 @@ def test_wrappers_add_the_base_embedding_regularizer(wrapper):
     torch.manual_seed(6)
     vb = b(emb, labels)
     torch.testing.assert_close(va, vb + 0.5 * reg(emb), rtol=1e-12, atol=1e-12)
+
+
+def _doc_blocks() -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "losses.md").read_text(encoding="utf-8")
+    sections = re.findall(r"<!-- pml-example -->(.*?)<!-- /pml-example -->", text, flags=re.DOTALL)
+    return [block for section in sections for block in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)]
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_docs_pml_examples_run(index, capsys):
+    blocks = _doc_blocks()
+    assert len(blocks) == 2
+    exec(compile(blocks[index], f"docs/losses.md[pml block {index}]", "exec"), {"__name__": "__docs__"})
+    out = capsys.readouterr().out
+    assert "loss" in out and "nan" not in out.lower()

@@ -23,7 +23,8 @@ try:
     from pytorch_metric_learning.distances import BaseDistance
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise ImportError(
-        "hyperdml.pml needs pytorch-metric-learning, an optional dependency: pip install hyperdml[pml]"
+        "hyperdml.pml needs pytorch-metric-learning, an optional dependency: pip install hyperdml[pml]",
+        name=exc.name,
     ) from exc
 
 import torch

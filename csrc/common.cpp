@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 namespace hyperdml {
 
@@ -22,10 +23,34 @@ std::string shape_of(const at::Tensor& t) {
 
 std::string device_str(const at::Tensor& t) { return t.device().str(); }
 
-std::string dtype_of(const at::Tensor& t) { return c10::toString(t.scalar_type()); }
+// torch's names ("torch.float32"), as Python prints them, rather than c10's ("Float").
+std::string dtype_of(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kByte: return "torch.uint8";
+    case at::kChar: return "torch.int8";
+    case at::kShort: return "torch.int16";
+    case at::kInt: return "torch.int32";
+    case at::kLong: return "torch.int64";
+    case at::kHalf: return "torch.float16";
+    case at::kBFloat16: return "torch.bfloat16";
+    case at::kFloat: return "torch.float32";
+    case at::kDouble: return "torch.float64";
+    case at::kComplexFloat: return "torch.complex64";
+    case at::kComplexDouble: return "torch.complex128";
+    case at::kBool: return "torch.bool";
+    default: return c10::toString(t.scalar_type());
+  }
+}
 
 void check_curvature(double c) {
-  TORCH_CHECK_VALUE(std::isfinite(c) && c > 0, "curvature c must be a finite number > 0, got ", num(c));
+  TORCH_CHECK_VALUE(c >= kMinCurvature && c <= kMaxCurvature, "curvature c must be a finite number > 0, within [",
+                    num(kMinCurvature), ", ", num(kMaxCurvature),
+                    "] (outside it geoopt's stored curvature loses its precision or overflows), got ", num(c));
+}
+
+void check_temperature(double tau) {
+  TORCH_CHECK_VALUE(tau >= kMinTemperature && std::isfinite(tau), "temperature tau must be a finite number >= ",
+                    num(kMinTemperature), ", got ", num(tau));
 }
 
 void check_points(const at::Tensor& t, const char* name) {
@@ -64,7 +89,7 @@ void check_finite(const at::Tensor& t, const char* name) {
 void check_hyphc_inputs(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
                                double c, double tau, c10::DeviceType device) {
   check_curvature(c);
-  TORCH_CHECK_VALUE(std::isfinite(tau) && tau > 0, "temperature tau must be a finite number > 0, got ", num(tau));
+  check_temperature(tau);
   check_points(points, "points");
   check_device(points, "points", device);
   TORCH_CHECK_TYPE(triplets.scalar_type() == at::kLong, "triplets must be int64, got ", dtype_of(triplets));
@@ -95,6 +120,19 @@ void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, co
                     shape_of(dist));
   check_same(x, "x", grad, "grad");
   check_same(x, "x", dist, "dist");
+  // Values: x and y in the ball, dist finite and >= 0 (NaN fails every test), with one host sync
+  // when all is well; the messages come from the checks below only when something is not.
+  const at::Tensor xx = at::linalg_vector_norm(x, 2, 1).square(), yy = at::linalg_vector_norm(y, 2, 1).square();
+  std::vector<at::Tensor> ok = {(xx * c < 1).all(), (yy * c < 1).all()};
+  if (dist.numel() > 0) {
+    const auto [lo, hi] = at::aminmax(dist);
+    ok.push_back(lo >= 0);
+    ok.push_back(at::isfinite(hi));
+  }
+  if (at::stack(ok).all().item<bool>()) return;
+  check_in_ball(x, xx, c, "x");
+  check_in_ball(y, yy, c, "y");
+  TORCH_CHECK_VALUE(false, "dist contains NaN, Inf or a negative value (pass the output of poincare_cdist)");
 }
 
 void check_hyphc_grad(const at::Tensor& grad, const at::Tensor& points, const at::Tensor& triplets) {

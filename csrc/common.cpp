@@ -1,6 +1,10 @@
 // Definitions of the input checks declared in common.h.
 #include "common.h"
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -111,6 +115,62 @@ void check_cdist_inputs(const at::Tensor& x, const at::Tensor& y, double c, c10:
   TORCH_CHECK_VALUE(x.size(1) == y.size(1), "x has D=", num(x.size(1)), " but y has D=", num(y.size(1)));
 }
 
+namespace {
+
+// Every row of the contiguous (rows, D) block p has c * |row|^2 < 1 (false on NaN).
+template <typename T>
+bool rows_inside(const T* p, int64_t rows, int64_t D, double c) {
+  const T cc = static_cast<T>(c);
+  return at::parallel_reduce(
+      0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(D, 1)), true,
+      [&](int64_t begin, int64_t end, bool ok) {
+        for (int64_t i = begin; i < end && ok; ++i) {
+          T sq = 0;
+          for (int64_t d = 0; d < D; ++d) sq += p[i * D + d] * p[i * D + d];
+          ok = sq * cc < T(1);
+        }
+        return ok;
+      },
+      [](bool a, bool b) { return a && b; });
+}
+
+// Every entry is finite and >= 0 (false on NaN).
+template <typename T>
+bool all_finite_nonnegative(const T* p, int64_t n) {
+  return at::parallel_reduce(
+      0, n, 32768, true,
+      [&](int64_t begin, int64_t end, bool ok) {
+        for (int64_t i = begin; i < end && ok; ++i) ok = p[i] >= T(0) && std::isfinite(p[i]);
+        return ok;
+      },
+      [](bool a, bool b) { return a && b; });
+}
+
+// x and y in the ball and dist finite and >= 0. On the CPU one pass over the data without any
+// temporary or dispatched op (the small calls of a training step would otherwise pay more for the
+// check than for the backward); elsewhere tensor ops and one host sync.
+bool cdist_backward_values_ok(const at::Tensor& x, const at::Tensor& y, const at::Tensor& dist, double c) {
+  if (x.device().is_cpu()) {
+    const at::Tensor xc = x.contiguous(), yc = y.contiguous(), dc = dist.contiguous();
+    bool ok = true;
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cdist_backward_values_ok", [&] {
+      ok = rows_inside(xc.data_ptr<scalar_t>(), xc.size(0), xc.size(1), c) &&
+           rows_inside(yc.data_ptr<scalar_t>(), yc.size(0), yc.size(1), c) &&
+           all_finite_nonnegative(dc.data_ptr<scalar_t>(), dc.numel());
+    });
+    return ok;
+  }
+  std::vector<at::Tensor> ok = {((x * x).sum(1) * c < 1).all(), ((y * y).sum(1) * c < 1).all()};
+  if (dist.numel() > 0) {
+    const auto [lo, hi] = at::aminmax(dist);  // NaN fails both tests
+    ok.push_back(lo >= 0);
+    ok.push_back(at::isfinite(hi));
+  }
+  return at::stack(ok).all().item<bool>();
+}
+
+}  // namespace
+
 void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
                                  const at::Tensor& dist, double c, c10::DeviceType device) {
   check_cdist_inputs(x, y, c, device);
@@ -120,16 +180,8 @@ void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, co
                     shape_of(dist));
   check_same(x, "x", grad, "grad");
   check_same(x, "x", dist, "dist");
-  // Values: x and y in the ball, dist finite and >= 0 (NaN fails every test), with one host sync
-  // when all is well; the messages come from the checks below only when something is not.
-  const at::Tensor xx = at::linalg_vector_norm(x, 2, 1).square(), yy = at::linalg_vector_norm(y, 2, 1).square();
-  std::vector<at::Tensor> ok = {(xx * c < 1).all(), (yy * c < 1).all()};
-  if (dist.numel() > 0) {
-    const auto [lo, hi] = at::aminmax(dist);
-    ok.push_back(lo >= 0);
-    ok.push_back(at::isfinite(hi));
-  }
-  if (at::stack(ok).all().item<bool>()) return;
+  if (cdist_backward_values_ok(x, y, dist, c)) return;
+  const at::Tensor xx = (x * x).sum(1), yy = (y * y).sum(1);
   check_in_ball(x, xx, c, "x");
   check_in_ball(y, yy, c, "y");
   TORCH_CHECK_VALUE(false, "dist contains NaN, Inf or a negative value (pass the output of poincare_cdist)");

@@ -157,4 +157,6 @@ def hyphc_triplet_loss(
     _checks.check_same({"points": points, "sims": sims})
     if triplets.device != points.device:
         raise ValueError(f"points is on {points.device} but triplets is on {triplets.device}")
-    return _HypHCTripletLoss.apply(points, triplets, sims, c, tau)
+    if torch.is_grad_enabled() and (points.requires_grad or sims.requires_grad):  # also under torch.func.grad
+        return _HypHCTripletLoss.apply(points, triplets, sims, c, tau)
+    return torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, c, tau)  # no autograd.Function overhead

@@ -137,4 +137,6 @@ def poincare_cdist(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
     _checks.check_points(y, "y", dim=x.shape[1])
     x, y = _checks.upcast_half(x, y)
     _checks.check_same({"x": x, "y": y})
-    return _PoincareCdist.apply(x, y, c)
+    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):  # also true under torch.func.grad
+        return _PoincareCdist.apply(x, y, c)
+    return torch.ops.hyperdml.poincare_cdist(x, y, c)  # no autograd.Function overhead (~35 us)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hyperdml.ops import hyphc_triplet_loss
-from hyperdml.ops._checks import check_curvature
+from hyperdml.ops._checks import check_curvature, check_temperature
 from hyperdml.spaces.poincare import DEFAULT_CURVATURE
 
 __all__ = ["HypHCLoss", "similarity_from_features"]
@@ -91,8 +91,7 @@ class HypHCLoss(nn.Module):
     ):
         super().__init__()
         c = check_curvature(c)
-        if not (tau > 0 and math.isfinite(tau)) or not (min_tau > 0 and math.isfinite(min_tau)):
-            raise ValueError(f"tau and min_tau must be finite numbers > 0, got {tau}, {min_tau}")
+        tau, min_tau = check_temperature(tau), check_temperature(min_tau)
         if not anneal_factor > 0 or anneal_every < 1:
             raise ValueError(f"need anneal_factor > 0 and anneal_every >= 1, got {anneal_factor}, {anneal_every}")
         num_triplets = max_all_triplets if num_triplets is None else num_triplets
@@ -126,8 +125,10 @@ class HypHCLoss(nn.Module):
             tau = float(self.tau_schedule(epoch))
         else:
             tau = self.tau0 * self.anneal_factor ** (int(epoch) // self.anneal_every)
-        if not tau > 0:
-            raise ValueError(f"the temperature for epoch {epoch} must be > 0, got {tau}")
+        try:
+            tau = check_temperature(tau)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the temperature for epoch {epoch}: {exc}") from None
         self.tau = max(self.min_tau, tau)
 
     # -- state (temperature and sampler survive a checkpoint) ----------------------------------

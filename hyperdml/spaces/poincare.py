@@ -98,8 +98,6 @@ class PoincareSpace(Space):
         *,
         inputs: str = "tangent",
     ):
-        if isinstance(c, bool):
-            raise TypeError(f"curvature c must be a number, got {c!r}")
         c = check_curvature(c)
         if clip_r is not None and (isinstance(clip_r, bool) or not isinstance(clip_r, numbers.Real)
                                    or not (clip_r > 0 and math.isfinite(clip_r))):

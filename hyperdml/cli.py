@@ -78,7 +78,10 @@ def _os_error(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hyperdml`` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad option (one line on stderr, status 2)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     _quiet_libraries()
     from hyperdml._progress import progress_enabled
 

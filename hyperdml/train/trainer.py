@@ -34,7 +34,8 @@ from torch import nn
 
 from hyperdml._progress import Progress
 from hyperdml.errors import ConfigError
-from hyperdml.train.checkpoint import FORMAT, VERSION, checkpoint_spaces, load_checkpoint, load_state, save_checkpoint
+from hyperdml.train.checkpoint import (FORMAT, VERSION, check_sizes, checkpoint_spaces, load_checkpoint, load_state,
+                                       save_checkpoint)
 from hyperdml.train.config import RUN_OPTIONS, resolve_config
 from hyperdml.train.distributed import cleanup_distributed, env_world_size, setup_distributed
 from hyperdml.train.evaluate import evaluate_model
@@ -72,6 +73,7 @@ class Trainer:
         if resume:
             self.ckpt_path = resolve_resume_path(resume)
             self.ckpt = load_checkpoint(self.ckpt_path)
+            check_sizes(self.ckpt)
             self.cfg = resolve_config(merge_resume_config(given, self.ckpt["config"], self.ckpt_path))
         else:
             self.cfg = resolve_config(given)

@@ -1,25 +1,19 @@
 """The training loop behind ``hyperdml train``: :func:`train` (and :class:`Trainer`).
 
-One process, or one of ``N`` under ``torchrun`` (DDP). :class:`Trainer` builds the run from a
-config (data, class-balanced sampler, model, loss, Riemannian Adam, warm-up schedule), then
-trains epoch by epoch; each step is a :class:`~hyperdml.train.step.TrainStep` (which also stops
-a run that diverged). Each epoch ends with an evaluation on the test split when due, then the
-checkpoint ``<out>/last.pt``, and only once it is safely written ``<out>/metrics.json`` and the
-epoch's records in ``<out>/log.jsonl``: a failed save leaves no file newer than the checkpoint.
-``log.jsonl`` also gets one record per step (every ``log_every``); in every record, ``epoch`` is
-the 1-based number of the epoch the step belongs to (as in the printed lines); a checkpoint's
-``epoch`` field counts the finished epochs (where a resumed run goes on).
+One process, or one of ``N`` under ``torchrun`` (DDP). :class:`Trainer` builds the run
+(:func:`~hyperdml.train.setup.build_run`) in a locked run folder
+(:mod:`~hyperdml.train.run_folder`), possibly from a checkpoint (:mod:`~hyperdml.train.resume`),
+then trains epoch by epoch, one :class:`~hyperdml.train.step.TrainStep` per batch (which also
+stops a run that diverged). An epoch ends with an evaluation when due, then the checkpoint
+``<out>/last.pt``, and only once it is written ``<out>/metrics.json`` and the epoch's records in
+``<out>/log.jsonl`` (which also gets a record every ``log_every`` steps). In every record
+``epoch`` is 1-based, as in the printed lines; a checkpoint's ``epoch`` counts finished epochs.
 
-The run folder is locked for the run and a new run refuses a folder that holds another run
-(:mod:`hyperdml.train.run_folder`); ``resume`` continues a checkpoint's run
-(:mod:`hyperdml.train.resume`).
-
-Reproducibility: everything random is seeded from ``seed``: model and proxy initialisation
-(global torch RNG), the batch sampler (its own seed and the epoch), the losses' own generators
-(in their state dicts). A checkpoint stores all of it (and the position in the epoch), so a run
-resumed from any checkpoint continues exactly as the uninterrupted run (with ``workers=0`` or
-deterministic data transforms; random augmentations in worker processes are seeded per epoch
-but not per step).
+Reproducibility: everything random is seeded from ``seed`` (model and proxy initialisation, the
+batch sampler per epoch, the losses' own generators in their state dicts). A checkpoint stores
+all of it and the position in the epoch, so a resumed run continues exactly as the uninterrupted
+one (with ``workers=0`` or deterministic transforms: augmentations in worker processes are
+seeded per epoch, not per step).
 """
 
 from __future__ import annotations
@@ -42,7 +36,7 @@ from hyperdml.train.evaluate import evaluate_model
 from hyperdml.train.resume import RESUME_OVERRIDES, merge_resume_config, resolve_resume_path, restore_training_state
 from hyperdml.train.rng import deterministic, rng_state, seed_everything
 from hyperdml.train.run_folder import JsonLog, RunFolder, writing
-from hyperdml.train.schedule import WarmupSchedule
+from hyperdml.train.setup import build_run
 from hyperdml.train.step import TrainStep
 
 __all__ = ["Trainer", "train", "resolve_resume_path", "RESUME_OVERRIDES"]
@@ -85,11 +79,7 @@ class Trainer:
     # -- set-up ----------------------------------------------------------------------------------
 
     def _setup(self) -> None:
-        from hyperdml.data import ClassBalancedSampler, DistributedClassBalancedSampler, build_datasets
-        from hyperdml.data.splits import check_trainable
-        from hyperdml.models import HEAD_NAMES, build_model
-        from hyperdml.optim import make_optimizer
-        from hyperdml.train.losses import build_loss, head_spaces
+        from hyperdml.models import HEAD_NAMES
 
         cfg = self.cfg
         self.rank, self.world, self.device = setup_distributed(device=cfg["device"])
@@ -102,30 +92,11 @@ class Trainer:
         self.out = cfg["out"]
         self._open_folder()
         seed_everything(cfg["seed"])
-        self.splits = s = build_datasets(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"],
-                                         seed=cfg["data_seed"], label_noise=cfg["label_noise"])
-        check_trainable(s, cfg["dataset"])
-        cfg["in_channels"], cfg["num_classes"] = int(s.channels), int(s.num_train_classes)
-        if cfg["image_size"] is None:
-            cfg["image_size"] = int(s.image_size)
-        self.sampler = self._sampler(s.train.labels, ClassBalancedSampler, DistributedClassBalancedSampler)
-        self.steps_per_epoch = len(self.sampler)
-        spaces = checkpoint_spaces(self.ckpt) if self.ckpt is not None else head_spaces(cfg)
-        self.model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
-                                 hyperbolic_size=cfg["hyperbolic_size"], spaces=spaces,
-                                 in_channels=cfg["in_channels"], weights=cfg["weights"]).to(self.device)
-        self.loss = build_loss(cfg, cfg["num_classes"], spaces=spaces).to(self.device)
-        self.optimizer = make_optimizer(self.model.backbone, self.loss, self.model.heads, lr=cfg["lr"],
-                                        head_lr_mult=cfg["head_lr_mult"], proxy_lr_mult=cfg["proxy_lr_mult"],
-                                        weight_decay=cfg["weight_decay"], eps=cfg["adam_eps"])
-        self.total_steps = cfg["epochs"] * self.steps_per_epoch
-        if cfg["max_steps"] is not None:
-            self.total_steps = min(self.total_steps, cfg["max_steps"])
-        self.schedule = WarmupSchedule(self.optimizer, total_steps=cfg["epochs"] * self.steps_per_epoch,
-                                       warmup_steps=round(cfg["warmup_epochs"] * self.steps_per_epoch),
-                                       kind=cfg["schedule"], min_mult=cfg["min_lr_mult"],
-                                       step_size=cfg["step_every"] * self.steps_per_epoch)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg["amp"] == "fp16" else None
+        parts = build_run(cfg, device=self.device, world=self.world, rank=self.rank,
+                          spaces=checkpoint_spaces(self.ckpt) if self.ckpt is not None else None)
+        self.splits, self.sampler, self.steps_per_epoch = parts.splits, parts.sampler, parts.steps_per_epoch
+        self.total_steps, self.model, self.loss = parts.total_steps, parts.model, parts.loss
+        self.optimizer, self.schedule, self.scaler = parts.optimizer, parts.schedule, parts.scaler
         self.epoch, self.step = 0, 0
         if self.ckpt is not None:
             load_state(self.model, self.ckpt["model"], "model")
@@ -166,22 +137,6 @@ class Trainer:
                 raise ConfigError(f"process 0 could not open the run folder: {message[0]}")
         if error is not None:
             raise error
-
-    def _sampler(self, labels, single, distributed):
-        cfg = self.cfg
-        classes = int(torch.unique(labels).numel())
-        needed = cfg["batch_size"] // cfg["samples_per_class"]
-        if needed > classes:
-            raise ConfigError(f"a batch of {cfg['batch_size']} with {cfg['samples_per_class']} images per class needs "
-                              f"{needed} classes, but the training split of {cfg['dataset']} has {classes}: lower "
-                              "--batch-size or raise --samples-per-class")
-        if len(labels) < cfg["batch_size"]:
-            raise ConfigError(f"the training split ({len(labels)} images) gives no full batch of {cfg['batch_size']}: "
-                              "lower --batch-size")
-        if self.world == 1:
-            return single(labels, cfg["batch_size"], cfg["samples_per_class"], seed=cfg["seed"], drop_last=True)
-        return distributed(labels, cfg["batch_size"] // self.world, cfg["samples_per_class"], num_replicas=self.world,
-                           rank=self.rank, seed=cfg["seed"])
 
     # -- checkpoint ------------------------------------------------------------------------------
 

@@ -78,10 +78,7 @@ def _os_error(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hyperdml`` command; returns the exit status."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a bad option (one line on stderr, status 2)
-        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    args = parser.parse_args(argv)  # --help, --version and a bad option exit here (SystemExit, status 0 / 2)
     _quiet_libraries()
     from hyperdml._progress import progress_enabled
 

@@ -31,10 +31,18 @@ def _no_debug(monkeypatch, one_thread):
     monkeypatch.delenv("HYPERDML_DEBUG", raising=False)
 
 
+def run_main(argv) -> int:
+    """``main(argv)``'s exit status, also when argparse exits (``--help``, ``--version``, a bad option)."""
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code
+
+
 def one_line_error(capsys, argv, *fragments) -> str:
     """``main(argv)`` returns 2 and prints exactly one line ``hyperdml <cmd>: error: ...`` holding
     every fragment; returns that line."""
-    code = main([str(a) for a in argv])
+    code = run_main(argv)
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, (code, err)
@@ -411,9 +419,9 @@ def test_log_epochs_are_one_based_everywhere(tmp_path, capsys):
 def test_version_and_help(capsys):
     import hyperdml
 
-    assert main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"hyperdml {hyperdml.__version__}"
+    assert run_main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"hyperdml {hyperdml.__version__}"
     for argv in (["train"], ["eval"], ["viz"], ["demo"], ["bench", "cdist"], ["bench", "hyphc"], ["bench", "report"]):
-        assert main([*argv, "--help"]) == 0
+        assert run_main([*argv, "--help"]) == 0
         text = " ".join(capsys.readouterr().out.split())
         for option in text.split("  --")[1:]:
             assert option.count("(default:") <= 1, (argv, option)

@@ -433,11 +433,13 @@ def test_cli_choices_are_the_configs():
     from hyperdml.cli import build_parser
     from hyperdml.data.registry import DATASETS
     from hyperdml.train.config import AMP_CHOICES, ARCHS, HEADS, HYPERBOLIC_HEADS, SCHEDULES
+    from hyperdml.train.recipes import recipe_names
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     choices = {a.dest: tuple(a.choices) for a in train._actions if a.choices}
     assert choices == {"dataset": DATASETS, "arch": ("auto", *ARCHS), "head": ("auto", *HEADS),
-                       "hyperbolic_head": HYPERBOLIC_HEADS, "schedule": SCHEDULES, "amp": AMP_CHOICES}
+                       "hyperbolic_head": HYPERBOLIC_HEADS, "schedule": SCHEDULES, "amp": AMP_CHOICES,
+                       "recipe": tuple(recipe_names())}
 
 
 def test_weight_decay_default_is_the_same_in_api_and_cli():

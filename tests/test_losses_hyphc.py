@@ -95,8 +95,8 @@ def test_temperature_annealing():
     i, j, k = t.unbind(1)
     ts = torch.stack([s[i, j], s[i, k], s[j, k]], 1)
     loss.set_epoch(2)
-    torch.testing.assert_close(loss(x, s), hyphc_triplet_loss(x, t, ts, tau=0.05).mean())
-    assert not torch.allclose(loss(x, s), hyphc_triplet_loss(x, t, ts, tau=0.1).mean())
+    torch.testing.assert_close(loss(x, s), hyphc_triplet_loss(x, t, ts, loss.c, tau=0.05).mean())
+    assert not torch.allclose(loss(x, s), hyphc_triplet_loss(x, t, ts, loss.c, tau=0.1).mean())
 
 
 def test_similarity_from_features_matches_hyphc_load_data():

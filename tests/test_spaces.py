@@ -109,7 +109,12 @@ def _public_callables():
     for info in pkgutil.walk_packages(hyperdml.__path__, "hyperdml."):
         if info.name.split(".")[-1].startswith("_") or ".commands" in info.name or ".bench" in info.name:
             continue
-        module = importlib.import_module(info.name)
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError as exc:  # a module of an optional extra ([pml], [vit]) without it installed
+            if getattr(exc, "name", "") in ("pytorch_metric_learning", "timm"):
+                continue
+            raise
         for name, obj in vars(module).items():
             if name.startswith("_") or getattr(obj, "__module__", "").split(".")[0] != "hyperdml" or id(obj) in seen:
                 continue

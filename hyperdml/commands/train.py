@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     from hyperdml.train.config import (AMP_CHOICES, ARCHS, DATASETS, DEFAULTS, HEADS, HYPERBOLIC_HEADS, MAX_SEED,
                                        SCHEDULES)
+    from hyperdml.train.recipes import recipe_names
 
     group = parser
 
@@ -51,7 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--label-noise", type=float, metavar="RATE", help="symmetric noise rate on the training labels")
     add("--workers", type=int, help="DataLoader worker processes")
     group = parser.add_argument_group("model")
-    add("--arch", choices=("auto", *ARCHS), help="backbone (auto: small_cnn for synthetic/digits, resnet50 otherwise)")
+    add("--arch", choices=("auto", *ARCHS),
+        help="backbone (auto: small_cnn for synthetic/digits, resnet50 otherwise; the ViTs need hyperdml[vit])")
+    add("--recipe", choices=recipe_names(), help="published recipe filling the options not given (docs/training.md)",
+        default="none")
     add("--weights", metavar="FILE", help="local file of pretrained backbone weights (nothing downloads)",
         default="none: random initialisation")
     add("--head", choices=("auto", *HEADS), help="embedding head(s) (auto: from the loss)")

@@ -2,7 +2,10 @@
 
 - :class:`ProxyAnchor`, :class:`ProxyNCA`, :class:`SoftTriple`: in any space
   (``space=EuclideanSpace()`` by default, or ``PoincareSpace(c, clip_r)``); in Euclidean space
-  they equal pytorch-metric-learning's losses of the same name.
+  they equal pytorch-metric-learning's losses of the same name, and take PML's call
+  (``loss(embeddings, labels, indices_tuple)`` with a miner's output), keywords and
+  ``get_logits`` (:mod:`hyperdml.losses.pml_compat`). PML's distance-based losses and miners
+  compute in the ball with :class:`hyperdml.pml.PoincareDistance`.
 - :class:`CHEST`: Euclidean + hyperbolic SoftTriple + HypHC on the hyperbolic proxies.
 - :class:`HypHCLoss`: HypHC's triplet loss (the regulariser CHEST uses).
 - :class:`ProxyLoss`: the two-stage base class (class similarity, then loss) wrappers plug into.

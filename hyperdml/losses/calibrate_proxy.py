@@ -282,8 +282,8 @@ class CalibrateProxy(ProxyLossWrapper):
             try:
                 sim = self.composite_similarity(embeddings)
                 main = base.loss_from_similarity(sim, labels)
-                reg = base.regularizer()
-                main = main if reg is None else main + reg
+                for reg in (base.regularizer(), base.embedding_regularization(embeddings)):
+                    main = main if reg is None else main + reg
                 cal = self.calibration()
             finally:
                 self._summary = None

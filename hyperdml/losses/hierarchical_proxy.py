@@ -300,10 +300,11 @@ class HierarchicalProxy(ProxyLossWrapper):
             term = w * base.loss_from_similarity(sim, y)
             parts[f"level{level}"] = term.detach()
             total = term if total is None else total + term
-        reg = base.regularizer()
-        if reg is not None:
-            parts["regularizer"] = reg.detach()
-            total = reg if total is None else total + reg
+        for name, reg in (("regularizer", base.regularizer()),
+                          ("embedding_regularizer", base.embedding_regularization(embeddings))):
+            if reg is not None:
+                parts[name] = torch.as_tensor(reg).detach()
+                total = reg if total is None else total + reg
         if total is None:  # every weight 0 and no regulariser
             total = base.proxies.sum() * 0.0
         self.parts = parts

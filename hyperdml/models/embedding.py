@@ -70,7 +70,9 @@ def build_model(
 
     Args:
         arch: ``"small_cnn"`` (for the synthetic 3×32×32 and digits 1×8×8 sets, any size works),
-            ``"resnet18"`` or ``"resnet50"`` (torchvision, ``weights=None``).
+            ``"resnet18"`` or ``"resnet50"`` (torchvision, ``weights=None``), or a timm ViT/DeiT
+            (``"vit_small_patch16_224"``, ``"vit_base_patch16_224"``, ``"deit_small_patch16_224"``,
+            ...: :data:`hyperdml.models.archs.VIT_ARCHS`; ``pip install hyperdml[vit]``).
         embedding_size: ``D_E``, size of the Euclidean head (and of a hyperbolic-only head when
             ``hyperbolic_size`` is None).
         head: ``"euclidean"``, ``"hyperbolic"`` or ``"dual"`` (both; CHEST).
@@ -80,7 +82,8 @@ def build_model(
             :class:`EmbeddingModel`).
         in_channels: image channels (3 RGB, 1 for digits).
         weights: optional local file of pretrained backbone weights (read with
-            ``weights_only=True``; see :func:`~hyperdml.models.backbones.load_backbone_weights`).
+            ``weights_only=True``; see :func:`~hyperdml.models.backbones.load_backbone_weights`;
+            timm, DeiT and DINO files for the ViTs).
 
     Returns:
         An :class:`EmbeddingModel`; ``model(images (B, in_channels, H, W))`` → dict of

@@ -16,13 +16,12 @@ from typing import Any
 
 from hyperdml.data.registry import DATASETS, SMALL_DATASETS, default_batch
 from hyperdml.errors import ConfigError
+from hyperdml.models.archs import ARCHS, is_vit
 from hyperdml.train.schedule import SCHEDULES
 
 __all__ = ["DEFAULTS", "DATASETS", "SMALL_DATASETS", "ARCHS", "HEADS", "HYPERBOLIC_HEADS", "SCHEDULES", "AMP_CHOICES",
            "RUN_OPTIONS", "MAX_SEED", "resolve_config"]
 
-#: backbones (``auto``: small_cnn for the small data sets, resnet50 otherwise)
-ARCHS = ("small_cnn", "resnet18", "resnet50")
 #: embedding heads (``auto``: the one the loss needs)
 HEADS = ("euclidean", "hyperbolic", "dual")
 #: the hyperbolic head: ``linear`` (tangent vectors, mapped by the loss's space) or ``normalized``
@@ -43,8 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "data_seed": 0,          # seed of the synthetic data / label noise, kept apart from --seed
     "image_size": None,      # None: the data set's default
     "label_noise": 0.0,
+    # recipe
+    "recipe": None,          # hyp-vit | hier: a published recipe fills the options not given (train/recipes.py)
     # model
-    "arch": "auto",          # small_cnn for synthetic/digits, resnet50 otherwise
+    "arch": "auto",          # small_cnn for synthetic/digits, resnet50 otherwise; or a timm ViT (models/archs.py)
     "weights": None,         # local file of pretrained backbone weights
     "head": "auto",          # from the loss: euclidean, hyperbolic or dual (chest)
     "embedding_size": 128,
@@ -59,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 10,
     "batch_size": None,      # the global batch (split over processes under torchrun); None: the data set's
     "samples_per_class": None,  # None: the data set's (4; digits 12)
-    "lr": None,              # None: 1e-3 for small_cnn, 1e-4 for the ResNets
+    "lr": None,              # None: 1e-3 for small_cnn, 1e-4 for the ResNets, 1e-5 for the ViTs
     "proxy_lr_mult": 100.0,
     "head_lr_mult": 1.0,
     "weight_decay": 1e-4,
@@ -130,6 +131,13 @@ def resolve_config(config: dict | None = None, **overrides) -> dict:
         raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
     for key in RUN_OPTIONS:
         given.pop(key, None)
+    if given.get("recipe") is not None:  # the recipe fills what was not given
+        from hyperdml.train.recipes import recipe_settings
+
+        if given.get("arch") == "auto":
+            del given["arch"]
+        filled = recipe_settings(given["recipe"], given.get("dataset", DEFAULTS["dataset"]), given.get("arch"))
+        given = {**filled, **given}
     cfg.update(copy.deepcopy(given))
 
     if cfg["dataset"] not in DATASETS:
@@ -197,13 +205,18 @@ def resolve_config(config: dict | None = None, **overrides) -> dict:
         cfg["arch"] = "small_cnn" if cfg["dataset"] in SMALL_DATASETS else "resnet50"
     if cfg["arch"] not in ARCHS:
         raise ConfigError(f"--arch must be one of {', '.join(ARCHS)}, got {cfg['arch']!r}")
+    if is_vit(cfg["arch"]):
+        import importlib.util
+
+        if importlib.util.find_spec("timm") is None:
+            raise ConfigError(f"--arch {cfg['arch']} needs timm, an optional dependency: pip install hyperdml[vit]")
     needed = loss_head(cfg["loss"])  # ConfigError for an unknown loss
     if cfg["head"] == "auto":
         cfg["head"] = needed
     if cfg["head"] != needed:
         raise ConfigError(f"--loss {cfg['loss']} needs --head {needed} (got --head {cfg['head']})")
     if cfg["lr"] is None:
-        cfg["lr"] = 1e-3 if cfg["arch"] == "small_cnn" else 1e-4
+        cfg["lr"] = 1e-3 if cfg["arch"] == "small_cnn" else 1e-5 if is_vit(cfg["arch"]) else 1e-4
     if not _is_number(cfg["lr"]) or not cfg["lr"] > 0:
         raise ConfigError(f"--lr must be a finite number > 0, got {cfg['lr']!r}")
     cfg["lr"] = float(cfg["lr"])

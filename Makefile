@@ -11,7 +11,7 @@ test: $(VENV)/.built
 	$(BIN)/python -m pytest
 
 demo: $(VENV)/.built
-	$(BIN)/hyperdml demo
+	$(BIN)/hyperdml demo --overwrite
 
 build: $(VENV)/.built
 

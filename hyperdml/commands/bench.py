@@ -6,6 +6,8 @@ import argparse
 import os
 import re
 
+from hyperdml.commands import HelpFormatter
+
 HELP = "benchmark poincare_cdist / hyphc_triplet_loss against plain PyTorch, torch.compile, geoopt"
 DESCRIPTION = (
     "Time the compiled ops against other ways to compute the same thing, on the same inputs, each case "
@@ -41,7 +43,7 @@ _DIM_HELP = {"B": "batch rows of x", "N": "rows of y (proxies)", "D": "dimension
 def _add_op_parser(sub, op: str) -> None:
     spec = _OP_ARGS[op]
     p = sub.add_parser(op, help=spec["help"], description=spec["help"],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index>")
     p.add_argument("--dtype", default="float32", help="float32 or float64")
     p.add_argument("--mode", default="fwd,fwdbwd",
@@ -49,7 +51,7 @@ def _add_op_parser(sub, op: str) -> None:
     for dim in spec["dims"]:
         p.add_argument(f"--{dim}", default=None, metavar="LIST",
                        help=f"{_DIM_HELP[dim]}, comma-separated sizes (the cases are the Cartesian product); "
-                            "default: the issue's shapes (--quick: tiny ones)")
+                            "default: the benchmark's shapes (--quick: tiny ones)")
     sweep_key = spec["sweep"]
     p.add_argument("--sweep", default=None, metavar="LIST",
                    help=f"values of {sweep_key} for the time-vs-{sweep_key} plot (other sizes: the first of each "
@@ -91,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for op in _OP_ARGS:
         _add_op_parser(sub, op)
     r = sub.add_parser("report", help="regenerate the results tables of a README from the JSON files",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     r.add_argument("--results", default=DEFAULT_OUT, help="folder of <device>.json files")
     r.add_argument("--readme", default=DEFAULT_README, help="file with the generated-tables markers")
     r.add_argument("--include-quick", action="store_true", help="also render <device>-quick.json files")

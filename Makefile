@@ -16,8 +16,8 @@ demo: $(VENV)/.built
 build: $(VENV)/.built
 
 bench: $(VENV)/.built
-	$(BIN)/hyperdml bench cdist
-	$(BIN)/hyperdml bench hyphc
+	$(BIN)/python benchmarks/bench_ops.py cdist
+	$(BIN)/python benchmarks/bench_ops.py hyphc
 
 bench-training: $(VENV)/.built
 	$(BIN)/python benchmarks/bench_training.py

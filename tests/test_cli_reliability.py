@@ -420,7 +420,7 @@ def test_version_and_help(capsys):
     import hyperdml
 
     assert run_main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"hyperdml {hyperdml.__version__}"
-    for argv in (["train"], ["eval"], ["viz"], ["demo"], ["bench", "cdist"], ["bench", "hyphc"], ["bench", "report"]):
+    for argv in (["train"], ["eval"], ["viz"], ["demo"], ["bench", "cdist"], ["bench", "hyphc"]):
         assert run_main([*argv, "--help"]) == 0
         text = " ".join(capsys.readouterr().out.split())
         for option in text.split("  --")[1:]:

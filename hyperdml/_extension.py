@@ -36,9 +36,25 @@ def has_kernel(qualname: str, dispatch_key: str) -> bool:
 
 
 def extension_info() -> dict:
-    """What was compiled: ``{"extension": bool, "cuda": bool, "cpu_capability": str | None,
-    "error": str | None}``; ``cpu_capability`` is the instruction set of the CPU kernels' vector
-    maths (``"AVX512"``, ``"AVX2"`` or ``"DEFAULT"``)."""
-    cuda = HAS_EXTENSION and bool(torch.ops.hyperdml._compiled_with_cuda())
-    capability = str(torch.ops.hyperdml._cpu_capability()) if HAS_EXTENSION else None
-    return {"extension": HAS_EXTENSION, "cuda": cuda, "cpu_capability": capability, "error": EXTENSION_ERROR}
+    """What was compiled and what runs.
+
+    Returns ``{"extension": bool, "cuda": bool, "cpu_capability": str | None,
+    "cpu_capabilities": list[str], "error": str | None}``: whether ``hyperdml._C`` loaded (else
+    ``error`` says why), whether it has the CUDA kernels, the instruction set of the CPU kernels
+    in use (``"AVX512"``, ``"AVX2"`` or ``"DEFAULT"``; ``None`` without the extension) and the
+    sets this build compiled them for. The set in use is the CPU's best one that torch also uses
+    (``ATEN_CPU_CAPABILITY`` lowers it), or ``HYPERDML_CPU_CAPABILITY`` when that is set.
+
+    Raises:
+        ValueError: ``HYPERDML_CPU_CAPABILITY`` names no set, or one this CPU or build lacks.
+    """
+    if not HAS_EXTENSION:
+        return {"extension": False, "cuda": False, "cpu_capability": None, "cpu_capabilities": [],
+                "error": EXTENSION_ERROR}
+    return {
+        "extension": True,
+        "cuda": bool(torch.ops.hyperdml._compiled_with_cuda()),
+        "cpu_capability": str(torch.ops.hyperdml._cpu_capability()),
+        "cpu_capabilities": list(torch.ops.hyperdml._cpu_capabilities()),
+        "error": None,
+    }

@@ -11,6 +11,8 @@ cuda_home=$("$py" -c "import nvidia, os; print(os.path.join(list(nvidia.__path__
 [ -e "$cuda_home/lib/libcudart.so" ] || ln -s libcudart.so.13 "$cuda_home/lib/libcudart.so"
 export CUDA_HOME=$cuda_home PATH=$cuda_home/bin:$PATH
 export HYPERDML_WITH_CUDA=1 TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-2}
+# Only the DEFAULT copy of the CPU kernels: this build checks the CUDA sources, not the CPU ones.
+export HYPERDML_CPU_CAPABILITIES=${HYPERDML_CPU_CAPABILITIES:-DEFAULT}
 "$py" setup.py -q build_ext --build-lib build/cuda-check --build-temp build/cuda-check/tmp
 so=$(ls build/cuda-check/hyperdml/_C*.so)
 # Each .cu file leaves its (nvcc-generated) static initialiser in the library.

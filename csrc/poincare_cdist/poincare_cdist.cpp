@@ -1,4 +1,5 @@
-// Schemas of hyperdml::poincare_cdist and its backward. Kernels: cpu/ and cuda/.
+// Schemas of hyperdml::poincare_cdist and its backward, and the CPU registration, which calls
+// the kernels' copy for the instruction set in use (cpu_dispatch.h). Kernels: cpu/ and cuda/.
 // Autograd, fake kernel and autocast rules are registered from Python (hyperdml/ops).
 #include "poincare_cdist/poincare_cdist.h"
 
@@ -6,6 +7,8 @@
 #include <cmath>
 
 #include <torch/library.h>
+
+#include "poincare_cdist/cpu/poincare_cdist_kernel.h"
 
 namespace hyperdml {
 
@@ -56,4 +59,24 @@ std::tuple<at::Tensor, at::Tensor> cdist_gradients(const at::Tensor& row, const 
 TORCH_LIBRARY_FRAGMENT(hyperdml, m) {
   m.def("poincare_cdist(Tensor x, Tensor y, float c) -> Tensor");
   m.def("poincare_cdist_backward(Tensor grad, Tensor x, Tensor y, Tensor dist, float c) -> (Tensor, Tensor)");
+}
+
+namespace hyperdml {
+namespace {
+
+at::Tensor poincare_cdist_cpu_dispatch(const at::Tensor& x, const at::Tensor& y, double c) {
+  return HYPERDML_CPU_KERNEL(poincare_cdist_cpu)(x, y, c);
+}
+
+TensorPair poincare_cdist_backward_cpu_dispatch(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
+                                                const at::Tensor& dist, double c) {
+  return HYPERDML_CPU_KERNEL(poincare_cdist_backward_cpu)(grad, x, y, dist, c);
+}
+
+}  // namespace
+}  // namespace hyperdml
+
+TORCH_LIBRARY_IMPL(hyperdml, CPU, m) {
+  m.impl("poincare_cdist", &hyperdml::poincare_cdist_cpu_dispatch);
+  m.impl("poincare_cdist_backward", &hyperdml::poincare_cdist_backward_cpu_dispatch);
 }

@@ -3,14 +3,15 @@
 // one's eight dot sums over its rows, then the depths, softmax and coefficients of all W in one
 // vectorised pass (one triplet per lane, Sleef maths); the last T mod W triplets take the same
 // maths on scalars. The backward accumulates point gradients in one buffer per thread, summed at
-// the end, so no (T, 3, D) gather or scatter tensor exists.
+// the end, so no (T, 3, D) gather or scatter tensor exists. Compiled once per instruction set
+// (cpu_dispatch.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
-#include <torch/library.h>
 
 #include "common.h"
 #include "cpu_lanes.h"
+#include "hyphc_triplet/cpu/hyphc_triplet_kernel.h"
 #include "hyphc_triplet/hyphc_triplet_math.h"
 
 namespace hyperdml {
@@ -36,6 +37,7 @@ struct Lanes<Vec> {
 }  // namespace
 }  // namespace hyphc
 
+namespace CPU_CAPABILITY {
 namespace {
 
 constexpr int64_t kGrain = 256;
@@ -70,6 +72,8 @@ LaneInputs load_lanes(const T* pts, const int64_t* tri, const T* sims, int64_t t
   return lanes;
 }
 
+}  // namespace
+
 at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor& triplets_in,
                                   const at::Tensor& sims_in, double c, double tau) {
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
@@ -102,6 +106,8 @@ at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor&
   return out;
 }
 
+namespace {
+
 // Adds triplet t's point gradients, sum_q M[p][q] z_q for its points p, to the rows of acc.
 template <typename T>
 void add_point_grads(double* acc, const T* pts, const int64_t* idx, int64_t dim, const double M[3][3]) {
@@ -128,6 +134,8 @@ void add_point_grads(double* acc, const T* pts, const int64_t* idx, int64_t dim,
     r2[d] += M[2][0] * a + M[2][1] * b + M[2][2] * e;
   }
 }
+
+}  // namespace
 
 std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Tensor& grad_in,
                                                                    const at::Tensor& points_in,
@@ -187,11 +195,5 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
   return {parts.sum(0).to(points.scalar_type()), grad_sims};
 }
 
-}  // namespace
-
-TORCH_LIBRARY_IMPL(hyperdml, CPU, m) {
-  m.impl("hyphc_triplet_loss", &hyphc_triplet_loss_cpu);
-  m.impl("hyphc_triplet_loss_backward", &hyphc_triplet_loss_backward_cpu);
-}
-
+}  // namespace CPU_CAPABILITY
 }  // namespace hyperdml

@@ -3,13 +3,12 @@
 // one fused pass turns a block's distances into GEMM weights, then the block's share of the two
 // gradient GEMMs, so the backward needs no (B, N) buffer besides its inputs. (Blocking the
 // forward's GEMM the same way was measured: no faster, at 256 x 2000 or 256 x 113180.) Rows are
-// split across threads (at::parallel_for); the per-element maths uses ATen's vectorised types
-// (AVX512 or AVX2 + Sleef when the build enables it, see setup.py; plain loops otherwise).
+// split across threads (at::parallel_for); the per-element maths uses ATen's vectorised types.
+// Compiled once per instruction set (cpu_dispatch.h): AVX512 or AVX2 + Sleef, or plain loops.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,10 +16,12 @@
 
 #include "common.h"
 #include "cpu_lanes.h"
+#include "poincare_cdist/cpu/poincare_cdist_kernel.h"
 #include "poincare_cdist/poincare_cdist.h"
 #include "poincare_cdist/poincare_cdist_math.h"
 
 namespace hyperdml {
+namespace CPU_CAPABILITY {
 namespace {
 
 int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)); }
@@ -83,6 +84,8 @@ at::Tensor row_sqnorms(const at::Tensor& t) {
   });
   return out;
 }
+
+}  // namespace
 
 at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, double c) {
   check_cdist_inputs(x_in, y_in, c, at::kCPU);
@@ -251,11 +254,5 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
   return {grad_x, grad_y};
 }
 
-}  // namespace
-
-TORCH_LIBRARY_IMPL(hyperdml, CPU, m) {
-  m.impl("poincare_cdist", &poincare_cdist_cpu);
-  m.impl("poincare_cdist_backward", &poincare_cdist_backward_cpu);
-}
-
+}  // namespace CPU_CAPABILITY
 }  // namespace hyperdml

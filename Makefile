@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CSRC   := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu')
 
-.PHONY: test demo build bench bench-training sanitize cuda-check clean
+.PHONY: test demo build bench bench-training sanitize cuda-check package-check clean
 
 test: $(VENV)/.built
 	$(BIN)/python -m pytest
@@ -29,6 +29,10 @@ sanitize: $(VENV)/.built
 # Compile the CUDA kernels without a GPU (CUDA toolkit from pinned pip wheels) into build/cuda-check.
 cuda-check: $(VENV)/.built
 	bash tools/cuda_compile_check.sh
+
+# sdist -> wheel built from it -> fresh venv -> smoke tests from outside the tree (build/package).
+package-check: $(VENV)/.deps
+	bash tools/package_test.sh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -52,6 +52,17 @@ def test_ties_go_to_the_lower_index_across_blocks(inner_product):
     np.testing.assert_array_equal(idx, [[2, 4, 5]])
 
 
+@pytest.mark.parametrize("inner_product", [True, False])
+@pytest.mark.parametrize("block_elements", [1 << 24, 3])
+def test_ties_across_the_kth_place_keep_the_lowest_indices(inner_product, block_elements):
+    rng = np.random.default_rng(2)
+    gallery = rng.standard_normal((12, 5)).astype(np.float32) * 0.1
+    copies = [1, 4, 6, 7, 9, 11]
+    gallery[copies] = 1.0  # six equal best rows for the query, three places
+    _, idx = TorchFlatIndex(gallery, inner_product, block_elements=block_elements).search(gallery[[1]], 3)
+    np.testing.assert_array_equal(idx, [[1, 4, 6]])
+
+
 def test_all_rows_and_bad_arguments():
     queries, gallery = _data(3, 5, 4)
     _, idx = TorchFlatIndex(gallery, False).search(queries, 5)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the op tests against a copy of the CPU extension built with AddressSanitizer and
 # UndefinedBehaviorSanitizer (HYPERDML_SANITIZE=1 in setup.py); fails on any sanitizer report.
+# The CPU kernels run as the CPU's default copy first, then the ops' own tests under each other
+# instruction set the CPU has (HYPERDML_CPU_CAPABILITY).
 #
 # The sanitized build lives in build/sanitize/ (a copy of hyperdml/, csrc/, tests/ and the build
 # files); the in-place hyperdml/_C*.so of the checkout is never touched. Rebuilds are incremental
@@ -57,7 +59,21 @@ p = libc.malloc(8); libc.memset(ctypes.c_void_p(p), 0, 16)" 2>/dev/null || true
   grep -qs heap-buffer-overflow "$logs"/selfcheck.* || { echo "sanitize_test: AddressSanitizer is not active"; exit 1; }
   rm -f "$logs"/selfcheck.*
   # (the CLI cases of test_bad_inputs.py run no kernel: left out, they only cost time here)
-  "$py" -m pytest -q -p no:cacheprovider -k "not cli_bad_arguments" "${tests[@]}" "$@"
+  # (set -e does not act inside this subshell, the left side of ||: each failure is counted)
+  failed=0
+  "$py" -m pytest -q -p no:cacheprovider -k "not cli_bad_arguments" "${tests[@]}" "$@" || failed=1
+  # The other copies of the CPU kernels (one per instruction set) that this CPU runs: the kernels'
+  # reference comparisons under each.
+  in_use=$("$py" -W ignore -c "import hyperdml; print(hyperdml.extension_info()['cpu_capability'])")
+  for capability in DEFAULT AVX2 AVX512; do
+    [ "$capability" != "$in_use" ] || continue
+    HYPERDML_CPU_CAPABILITY=$capability "$py" -W ignore -c "import hyperdml; hyperdml.extension_info()" \
+      2>/dev/null || { echo "sanitize_test: this CPU does not run the $capability copy"; continue; }
+    echo "sanitize_test: the $capability copy of the CPU kernels"
+    HYPERDML_CPU_CAPABILITY=$capability "$py" -m pytest -q -p no:cacheprovider -k "not torch_compile" \
+      tests/test_poincare_cdist.py tests/test_hyphc_triplet_op.py "$@" || failed=1
+  done
+  exit $failed
 ) || status=$?
 
 reports=$(ls "$logs"/asan* "$logs"/ubsan* 2>/dev/null || true)

@@ -3,7 +3,8 @@
 :class:`TorchFlatIndex` answers like ``faiss.IndexFlatIP`` / ``faiss.IndexFlatL2`` after
 ``index.add(vectors)``: ``search(queries, k)`` → ``(scores, indices)``, float32 scores computed
 from float32 vectors, largest inner product or smallest squared L2 distance first. Equal scores
-are ordered by the lower gallery index.
+are ordered by the lower gallery index; scores within float32 rounding of each other may come in
+another order than faiss's (its GEMM sums in another order).
 """
 
 from __future__ import annotations
@@ -63,8 +64,21 @@ class TorchFlatIndex:
         return best_scores.numpy(), best_idx.numpy()
 
     def _best(self, scores: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` best columns of each row by a stable sort: the columns hold the best so far
-        (ties in index order) and then a block of higher indices in order, so equal scores
-        stay in index order."""
-        order = scores.sort(dim=1, descending=self.inner_product, stable=True).indices[:, :k]
-        return scores.gather(1, order), idx.gather(1, order)
+        """The ``k`` best columns of each row, best first, equal scores in index order: topk, then
+        the k chosen sorted by (score, index); rows where a tie crosses the k-th place are
+        redone with a stable sort of all their candidates in index order."""
+        top, pos = scores.topk(k, dim=1, largest=self.inner_product)
+        chosen = idx.gather(1, pos)
+        by_index = chosen.argsort(dim=1)
+        top, chosen = top.gather(1, by_index), chosen.gather(1, by_index)
+        order = top.sort(dim=1, descending=self.inner_product, stable=True).indices
+        top, chosen = top.gather(1, order), chosen.gather(1, order)
+        kth = top[:, -1:]
+        crossing = ((scores == kth).sum(1) > (top == kth).sum(1)).nonzero().flatten()
+        if len(crossing):
+            s, i = scores[crossing], idx[crossing]
+            by_index = i.argsort(dim=1)
+            s, i = s.gather(1, by_index), i.gather(1, by_index)
+            order = s.sort(dim=1, descending=self.inner_product, stable=True).indices[:, :k]
+            top[crossing], chosen[crossing] = s.gather(1, order), i.gather(1, order)
+        return top, chosen

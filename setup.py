@@ -146,7 +146,8 @@ def _install_requires(with_extension: bool) -> list[str]:
         import torch as built_with
 
         torch = "torch==" + ".".join(built_with.__version__.split("+")[0].split(".")[:2]) + ".*"
-    return [torch, "torchvision", "geoopt>=0.5", "numpy", "scipy", "scikit-learn", "matplotlib", "pillow", "tqdm"]
+    return [torch, "torchvision", "geoopt>=0.5", "numpy", "scipy", "scikit-learn", "matplotlib", "pillow", "tqdm",
+            "filelock"]
 
 
 # `make` installs the package with HYPERDML_SKIP_EXTENSION=1 and then builds the extension in

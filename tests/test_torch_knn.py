@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from hyperdml.metrics._torch_knn import TorchFlatIndex
+from hyperdml.spaces.torch_index import TorchFlatIndex
 
 
 def _data(q, n, d, seed=0):
@@ -73,3 +74,24 @@ def test_all_rows_and_bad_arguments():
         TorchFlatIndex(gallery, True).search(queries[:, :3], 2)
     with pytest.raises(ValueError, match=r"vectors must be \(N, D\)"):
         TorchFlatIndex(gallery[0], True)
+
+
+def test_without_faiss_the_search_runs_in_torch_and_kmeans_says_what_to_install(monkeypatch):
+    """``sys.modules["faiss"] = None`` makes ``import faiss`` fail as on a machine without it."""
+    import sys
+
+    from hyperdml.metrics import evaluate_retrieval, knn_search
+    from hyperdml.metrics.clustering import kmeans_assign
+    from hyperdml.spaces import PoincareSpace
+
+    g = torch.Generator().manual_seed(3)
+    x = PoincareSpace(c=0.5).to_space(torch.randn(120, 6, generator=g, dtype=torch.float64)).numpy()
+    y = torch.randint(0, 5, (120,), generator=g)
+    with_faiss = knn_search(x, x, 7, space=PoincareSpace(c=0.5), exclude_self=True)
+    cos_with = knn_search(x, x, 7, metric="cosine", exclude_self=True)
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    assert np.array_equal(knn_search(x, x, 7, space=PoincareSpace(c=0.5), exclude_self=True), with_faiss)
+    assert np.array_equal(knn_search(x, x, 7, metric="cosine", exclude_self=True), cos_with)
+    assert evaluate_retrieval(x, y, space=PoincareSpace(c=0.5), nmi=False)["recall@1"] >= 0
+    with pytest.raises(ImportError, match=r"hyperdml\[faiss\]"):
+        kmeans_assign(x, 5)

@@ -155,7 +155,7 @@ def render_device(data: dict, file_name: str, link_prefix: str = "",
     else:
         build = "compiled extension" + (" with CUDA kernels" if ext.get("cuda") else "")
         if ext.get("cpu_capability"):
-            build += f", CPU kernels built for {ext['cpu_capability']}"
+            build += f", CPU kernels: {ext['cpu_capability']}"
     lines = [f"### {m['device_name']} (`{file_name}`)", "",
              f"{m['cpu']}, {m['cores']} cores; {m['platform']}; Python {m['python']}, torch {m['torch']}"
              + (f", CUDA {m['cuda']}" if m.get("cuda") else "") + f"; hyperdml {build}.", ""]

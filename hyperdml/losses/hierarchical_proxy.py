@@ -19,41 +19,9 @@ from torch import nn
 from hyperdml import distributed
 from hyperdml.losses.base import _HALF, ProxyLoss
 from hyperdml.losses.wrappers import ProxyLossWrapper
+from hyperdml.metrics.clustering import kmeans
 
-__all__ = ["HierarchicalProxy", "kmeans"]
-
-
-def kmeans(
-    x: np.ndarray, k: int, *, seed: int = 0, niter: int = 25, nredo: int = 10, spherical: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """faiss k-means: ``x (n, d)`` → (``assignment (n,)`` int64, ``centroids (k, d)`` float32).
-
-    ``nredo`` runs of ``faiss.Kmeans`` seeded ``seed, seed + 1, …``; the run with the smallest sum
-    of squared distances from the points to their nearest centroid is kept (done here rather than
-    by faiss's own ``nredo``, so the criterion is explicit). Every point may form a cluster (no
-    "too few points" warning); the assignment is each point's nearest final centroid.
-    ``spherical`` normalises the centroids (cosine k-means on unit vectors).
-    """
-    import faiss  # imported here: only clustering needs it
-
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    n, d = x.shape
-    if not 1 <= k <= n:
-        raise ValueError(f"k-means needs 1 <= k <= number of points, got k={k} for {n} points")
-    best = None
-    for run in range(max(1, int(nredo))):
-        km = faiss.Kmeans(
-            d, int(k), niter=int(niter), nredo=1, seed=int(seed) + run, spherical=bool(spherical),
-            min_points_per_centroid=1, max_points_per_centroid=max(n, 256), verbose=False,
-        )  # fmt: skip
-        km.train(x)
-        cent = np.asarray(km.centroids, dtype=np.float32).reshape(k, d)
-        sq = (x * x).sum(1)[:, None] + (cent * cent).sum(1)[None, :] - 2.0 * (x @ cent.T)  # (n, k)
-        assign = sq.argmin(1)
-        obj = float(sq[np.arange(n), assign].sum())
-        if best is None or obj < best[0] - 1e-9:
-            best = (obj, assign.astype(np.int64), cent)
-    return best[1], best[2]
+__all__ = ["HierarchicalProxy"]
 
 
 class HierarchicalProxy(ProxyLossWrapper):
@@ -74,7 +42,7 @@ class HierarchicalProxy(ProxyLossWrapper):
 
     Our choices (the paper's abstract leaves them open):
 
-    - Clustering: k-means (:func:`kmeans`, faiss, seeded, best of 10 runs) of the class proxies, one
+    - Clustering: k-means (:func:`hyperdml.metrics.clustering.kmeans`, faiss, seeded, best of 10 runs) of the class proxies, one
       representative per class (the space's ``class_mean`` of its ``K`` proxies); level ``l+1``
       clusters level ``l``'s group proxies. k-means runs on the space's ``features``: in
       :class:`~hyperdml.spaces.EuclideanSpace` (cosine) the unit vectors, spherical k-means; in

@@ -1,5 +1,9 @@
 """Exact k-nearest-neighbour search through faiss, in chunks of queries: the engine the spaces'
-``knn`` methods (and the ``"euclidean"`` L2 shorthand of :mod:`hyperdml.metrics`) run on."""
+``knn`` methods (and the ``"euclidean"`` L2 shorthand of :mod:`hyperdml.metrics`) run on.
+
+Without faiss (an optional extra, ``pip install hyperdml[faiss]``) the same exact search runs in
+torch (:mod:`hyperdml.spaces.torch_index`).
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,14 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def _index(vectors: np.ndarray, inner_product: bool):
-    import faiss
+    """faiss's exact flat index over ``vectors``, or :class:`~hyperdml.spaces.torch_index.TorchFlatIndex`
+    (the same search in torch, a few times slower) when faiss is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        from hyperdml.spaces.torch_index import TorchFlatIndex
 
+        return TorchFlatIndex(vectors, inner_product)
     index = faiss.IndexFlatIP(vectors.shape[1]) if inner_product else faiss.IndexFlatL2(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index

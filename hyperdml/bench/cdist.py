@@ -18,7 +18,7 @@ OP = "cdist"
 OP_NAME = "poincare_cdist"
 SHAPE_KEYS = ("B", "N", "D")
 SWEEP_KEY = "N"
-#: Shapes of the issue (B = 256; N = 2 000: CUB with 10 proxies per class, 113 180: SOP) and the sweep.
+#: The default shapes (B = 256; N = 2 000: CUB with 10 proxies per class, 113 180: SOP) and the sweep.
 FULL = {"B": [256], "N": [2000, 113180], "D": [128, 512], "sweep": [500, 2000, 8000, 32000, 113180]}
 QUICK = {"B": [16], "N": [64], "D": [8], "sweep": [32, 64]}
 

@@ -18,7 +18,7 @@ OP = "hyphc"
 OP_NAME = "hyphc_triplet_loss"
 SHAPE_KEYS = ("P", "D", "T")
 SWEEP_KEY = "T"
-#: Shapes of the issue (P = 2 000, D = 64, T = 10⁵ and 10⁶) and the sweep over T.
+#: The default shapes (P = 2 000, D = 64, T = 10⁵ and 10⁶) and the sweep over T.
 FULL = {"P": [2000], "D": [64], "T": [100_000, 1_000_000], "sweep": [10_000, 30_000, 100_000, 300_000, 1_000_000]}
 QUICK = {"P": [50], "D": [8], "T": [1000], "sweep": [300, 1000]}
 

@@ -14,7 +14,7 @@ Public API:
 - ``hyperdml.metrics.evaluate_retrieval``: Recall@K, MAP@R, R-Precision, NMI through faiss.
 - ``hyperdml.models``, ``hyperdml.train``: backbones and heads, the trainer and checkpoints.
 - ``hyperdml.optim.make_optimizer``: Riemannian Adam with per-part learning rates.
-- ``hyperdml.distributed``: all-gather helpers (the identity outside ``torch.distributed``).
+- ``hyperdml.collectives``: all-gather helpers (the identity outside ``torch.distributed``).
 """
 
 __version__ = "0.1.0"
@@ -24,7 +24,7 @@ from hyperdml._lazy import lazy_exports
 # Submodules load on first use, so `hyperdml --help` does not pay for importing torch.
 _SUBMODULES = {
     "geometry", "ops", "losses", "spaces", "optim", "hierarchy", "viz", "data", "metrics", "models",
-    "train", "distributed", "errors", "bench",
+    "train", "collectives", "errors", "bench", "pml",
 }
 _ATTRIBUTES = {
     "poincare_cdist": "ops",

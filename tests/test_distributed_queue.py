@@ -1,4 +1,4 @@
-"""``hyperdml.distributed`` and CalibrateProxy under ``torch.distributed``: 2 CPU processes, gloo.
+"""``hyperdml.collectives`` and CalibrateProxy under ``torch.distributed``: 2 CPU processes, gloo.
 
 Each rank feeds its own data; afterwards both ranks must hold identical queues, equal to those of a
 single process fed the concatenation of the ranks' batches in rank order. The process group is
@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from hyperdml import distributed
+from hyperdml import collectives
 from hyperdml.losses import CalibrateProxy, ProxyAnchor
 from hyperdml.spaces import PoincareSpace
 
@@ -41,12 +41,12 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         timeout=datetime.timedelta(seconds=60),
     )  # fmt: skip
     try:
-        assert distributed.is_distributed() and distributed.world_size() == WORLD and distributed.rank() == rank
+        assert collectives.is_distributed() and collectives.world_size() == WORLD and collectives.rank() == rank
         # all_gather_with_grad: each rank weights the gathered rows differently
         t = torch.arange(3 * D, dtype=torch.float64).view(3, D).add(10 * rank).requires_grad_()
-        gathered = distributed.all_gather_with_grad(t)
+        gathered = collectives.all_gather_with_grad(t)
         (gathered * (rank + 1) * torch.arange(1, 7, dtype=torch.float64)[:, None]).sum().backward()
-        labels_all = distributed.all_gather_no_grad(torch.tensor([rank, rank + 10]))
+        labels_all = collectives.all_gather_no_grad(torch.tensor([rank, rank + 10]))
 
         loss = make_loss()
         pre_gathered = make_loss(gather_queue=False)  # a trainer that feeds the global batch
@@ -56,8 +56,8 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             value = loss(x.requires_grad_(), y)
             value.backward()
             pre_gathered.set_epoch(step)
-            x_all = distributed.all_gather_with_grad(x)
-            pre_gathered(x_all, distributed.all_gather_no_grad(y)).backward()
+            x_all = collectives.all_gather_with_grad(x)
+            pre_gathered(x_all, collectives.all_gather_no_grad(y)).backward()
         torch.save(
             {"state": loss.state_dict(), "pre_gathered": pre_gathered.state_dict(), "gathered": gathered.detach(),
              "grad": t.grad, "labels": labels_all},
@@ -69,9 +69,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
 
 def test_identity_outside_a_process_group():
     t = torch.randn(3, 2, requires_grad=True)
-    assert not distributed.is_distributed()
-    assert distributed.world_size() == 1 and distributed.rank() == 0
-    assert distributed.all_gather_no_grad(t) is t and distributed.all_gather_with_grad(t) is t
+    assert not collectives.is_distributed()
+    assert collectives.world_size() == 1 and collectives.rank() == 0
+    assert collectives.all_gather_no_grad(t) is t and collectives.all_gather_with_grad(t) is t
 
 
 def test_two_gloo_ranks_hold_identical_queues(tmp_path):

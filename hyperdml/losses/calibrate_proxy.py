@@ -16,7 +16,7 @@ import numbers
 
 import torch
 
-from hyperdml import distributed
+from hyperdml import collectives
 from hyperdml.losses.base import ProxyLoss
 from hyperdml.losses.wrappers import ProxyLossWrapper
 
@@ -68,7 +68,7 @@ class CalibrateProxy(ProxyLossWrapper):
     - Before ``start_epoch`` the value is exactly (bitwise) ``base(embeddings, labels)``; the
       queues still fill. :meth:`set_epoch` tells the epoch (the trainer calls it).
     - **Distributed.** Under ``torch.distributed`` the embeddings and labels to enqueue are first
-      gathered from all ranks (``hyperdml.distributed.all_gather_no_grad``), so every rank holds
+      gathered from all ranks (``hyperdml.collectives.all_gather_no_grad``), so every rank holds
       the same queues; every rank must therefore run the same number of training forwards.
       Per-rank batch sizes may differ. A caller that already passes the all-gathered global
       batch calls ``set_gathered_inputs(True)`` (or sets ``gather_queue=False``).
@@ -293,6 +293,6 @@ class CalibrateProxy(ProxyLossWrapper):
             with torch.no_grad():
                 points = base.embed(embeddings.detach())
             if self.gather_queue:
-                points, labels = distributed.all_gather_no_grad(points), distributed.all_gather_no_grad(labels)
+                points, labels = collectives.all_gather_no_grad(points), collectives.all_gather_no_grad(labels)
             self.enqueue(points, labels)
         return loss

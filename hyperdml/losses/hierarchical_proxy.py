@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hyperdml import distributed
+from hyperdml import collectives
 from hyperdml.losses.base import _HALF, ProxyLoss
 from hyperdml.losses.wrappers import ProxyLossWrapper
 from hyperdml.metrics.clustering import kmeans
@@ -237,7 +237,7 @@ class HierarchicalProxy(ProxyLossWrapper):
             param.copy_(self._from_features(centroids, param))
             getattr(self, f"assignment_{level}").copy_(torch.from_numpy(assign))
             feats = self._to_features(self.group_points(level))
-        if distributed.is_distributed():
+        if collectives.is_distributed():
             import torch.distributed as dist
 
             for t in [*self.assignments(), *self.group_proxies]:

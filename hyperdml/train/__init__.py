@@ -12,10 +12,10 @@ from hyperdml._lazy import lazy_exports
 
 _EXPORTS = {
     "train": "trainer", "Trainer": "trainer",
-    "build_loss": "losses", "parse_loss_args": "losses",
+    "build_loss": "loss_factory", "parse_loss_args": "loss_factory",
     "resolve_config": "config", "DEFAULTS": "config",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "build_from_checkpoint": "checkpoint",
-    "checkpoint_spaces": "checkpoint", "head_spaces": "losses",
+    "checkpoint_spaces": "checkpoint", "head_spaces": "loss_factory",
     "compute_embeddings": "evaluate", "evaluate_model": "evaluate",
     "evaluate_checkpoint": "evaluate", "evaluate_embeddings": "evaluate",
     "setup_distributed": "distributed", "cleanup_distributed": "distributed",

@@ -172,11 +172,11 @@ def checkpoint_spaces(ckpt: dict) -> dict:
     """The space of each head of a checkpoint's model: ``{head: Space}``.
 
     From ``ckpt["spaces"]`` (version 2), or, for a version-1 checkpoint, rebuilt from its config
-    (:func:`hyperdml.train.losses.head_spaces`: linear heads, ``inputs="tangent"``). Raises
+    (:func:`hyperdml.train.loss_factory.head_spaces`: linear heads, ``inputs="tangent"``). Raises
     :class:`CheckpointError` when the recorded spaces cannot be rebuilt.
     """
     from hyperdml.spaces import space_from_config
-    from hyperdml.train.losses import head_spaces
+    from hyperdml.train.loss_factory import head_spaces
 
     cfg = ckpt.get("config") or {}
     if ckpt.get("spaces") is None:
@@ -204,7 +204,7 @@ def build_from_checkpoint(ckpt: dict, device="cpu"):
     """
     from hyperdml.errors import ConfigError
     from hyperdml.models import build_model
-    from hyperdml.train.losses import build_loss
+    from hyperdml.train.loss_factory import build_loss
 
     cfg = ckpt.get("config") or {}
     check_sizes(ckpt)

@@ -121,7 +121,7 @@ def resolve_config(config: dict | None = None, **overrides) -> dict:
     ``fp16`` on the CPU, a batch that is not a multiple of ``samples_per_class``, a data set
     that needs ``data_root`` without one, ...).
     """
-    from hyperdml.train.losses import loss_head, parse_loss_args
+    from hyperdml.train.loss_factory import loss_head, parse_loss_args
 
     cfg = copy.deepcopy(DEFAULTS)
     given = dict(config or {})

@@ -60,7 +60,7 @@ def build_run(cfg: dict, *, device: torch.device, spaces: dict | None = None, wo
     from hyperdml.data.splits import check_trainable
     from hyperdml.models import build_model
     from hyperdml.optim import make_optimizer
-    from hyperdml.train.losses import build_loss, head_spaces
+    from hyperdml.train.loss_factory import build_loss, head_spaces
 
     splits = build_datasets(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"], seed=cfg["data_seed"],
                             label_noise=cfg["label_noise"])

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from hyperdml.distributed import all_gather_no_grad, all_gather_with_grad
+from hyperdml.collectives import all_gather_no_grad, all_gather_with_grad
 from hyperdml.errors import HyperdmlError
 
 __all__ = ["TrainStep", "TrainingDiverged", "parameter_norm", "MAX_NORM_GROWTH"]

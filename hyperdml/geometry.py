@@ -21,7 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     import geoopt
 
-__all__ = ["ball", "expmap0", "logmap0", "project", "clip_features", "to_ball", "to_lorentz", "BALL_EPS"]
+__all__ = ["ball", "expmap0", "logmap0", "project", "clip_features", "to_ball", "to_lorentz", "lca_point", "BALL_EPS"]
 
 #: Relative margin kept from the boundary: points are held at norm ≤ (1 − BALL_EPS[dtype]) / √c.
 BALL_EPS = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -84,3 +84,34 @@ def to_lorentz(x: torch.Tensor, c: float = 1.0) -> torch.Tensor:
     sq = c * x.pow(2).sum(-1, keepdim=True)
     denom = (1 - sq) * c**0.5
     return torch.cat([(1 + sq) / denom, 2 * c**0.5 * x / denom], dim=-1)
+
+
+def lca_point(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
+    """Hyperbolic lowest common ancestor of rows of ``x`` and ``y`` (``(..., D)``, broadcast) → ``(..., D)``.
+
+    The point of the complete geodesic through x and y closest to the origin (HypHC's ``x∨y``);
+    its distance to the origin is the LCA depth of :func:`hyperdml.ops.hyp_lca_depth_reference`.
+    After scaling by √c, the geodesic is an arc of the circle orthogonal to the boundary whose
+    centre ``m = αx + βy`` has ``m·x = (1 + ‖x‖²)/2`` and ``m·y = (1 + ‖y‖²)/2``; the point is
+    ``m/‖m‖ · (‖m‖ − √(‖m‖² − 1))``. When the geodesic passes through the origin (x, y and 0
+    collinear, or one of them 0) the LCA is the origin; when ``x == y`` it is the point itself.
+    """
+    c = check_curvature(c)
+    s = c**0.5
+    u, v = x * s, y * s
+    u, v = torch.broadcast_tensors(u, v)
+    e = v - u
+    uu, ue, ee = (u * u).sum(-1, keepdim=True), (u * e).sum(-1, keepdim=True), (e * e).sum(-1, keepdim=True)
+    uv, vv = uu + ue, uu + 2 * ue + ee
+    det = (uu * ee - ue * ue).clamp_min(0)  # = ‖u‖²‖v‖² − (u·v)², written with e for nearby points
+    wu, wv = (1 + uu) / 2, (1 + vv) / 2
+    tiny = torch.finfo(u.dtype).eps * (uu * vv).clamp_min(torch.finfo(u.dtype).tiny)
+    general = det > tiny
+    safe = torch.where(general, det, torch.ones_like(det))
+    m = ((wu * vv - wv * uv) * u + (wv * uu - wu * uv) * v) / safe
+    mm = (m * m).sum(-1, keepdim=True).clamp_min(1.0)
+    # m/‖m‖ · (‖m‖ − √(‖m‖² − 1)) = m / (‖m‖² + ‖m‖·√(‖m‖² − 1)), stable for large ‖m‖
+    point = m / (mm + mm.sqrt() * (mm - 1).sqrt())
+    same = ee <= torch.finfo(u.dtype).eps * uu.clamp_min(1.0)
+    point = torch.where(general, point, torch.where(same, u + e / 2, torch.zeros_like(u)))
+    return point / s

@@ -8,6 +8,7 @@ are listed in :class:`CHEST`'s docstring.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hyperdml.losses.base import check_inputs, check_number
@@ -15,7 +16,10 @@ from hyperdml.losses.hyphc import HypHCLoss, similarity_from_features
 from hyperdml.losses.soft_triple import SoftTriple
 from hyperdml.spaces import EuclideanSpace, PoincareSpace
 
-__all__ = ["CHEST"]
+__all__ = ["CHEST", "HC_TARGETS"]
+
+#: where CHEST's HypHC term takes its similarities from (see :class:`CHEST`)
+HC_TARGETS = ("class_means", "proxies")
 
 
 class CHEST(nn.Module):
@@ -31,10 +35,15 @@ class CHEST(nn.Module):
       same hyperparameters (``PoincareSpace`` rescales −d into the cosine's range, so SoftTriple's
       defaults serve both).
     - ``HypHC`` (:attr:`hyphc`): :class:`~hyperdml.losses.hyphc.HypHCLoss` on the ``C·K``
-      hyperbolic centers, with pair similarities ``0.5·(1 + cos)`` of the corresponding Euclidean
-      centers (same class-major order), detached: the Euclidean space tells the hyperbolic
-      proxies which classes to put under a common ancestor (the "cross-space" regulariser).
-      With ``lambda_hc == 0`` the term is not computed at all.
+      hyperbolic centers, with pair similarities ``0.5·(1 + cos)`` taken from the Euclidean
+      space, detached: the Euclidean space tells the hyperbolic proxies which classes to put
+      under a common ancestor (the "cross-space" regulariser). ``hc_target`` says which
+      Euclidean vectors: ``"class_means"`` (default), a running mean of each class's
+      L2-normalised ``z_E`` (buffer :attr:`hc_means` ``(C, D_E)``, updated from every batch in
+      training mode: ``m ← hc_momentum·m + (1 − hc_momentum)·batch mean``; the term then covers
+      the classes seen so far, and is 0 until three centers' classes have been seen); or
+      ``"proxies"``, the Euclidean centers (same class-major order). A class's center shares its
+      class's similarity in ``"class_means"``. With ``lambda_hc == 0`` the term is not computed.
 
     After each call, :attr:`parts` holds the three weighted terms, detached, for logging:
     ``{"euclidean": w_E·L_E, "hyperbolic": w_H·L_H, "hyphc": λ_hc·L_hc}``; they sum to the total.
@@ -49,10 +58,22 @@ class CHEST(nn.Module):
         clip_r: feature-clipping radius before ``expmap0`` (default 2.3).
         lambda_hc: weight ``λ_hc`` of the HypHC term (default 1).
         w_e, w_h: weights of the two SoftTriple terms (default 1, 1).
-        hc_tau: HypHC's softmax temperature (default 0.05, HypHC's).
+        hc_tau: HypHC's softmax temperature (default 0.2; HypHC's own default is 0.05, which
+            on the sphere capped near the boundary, where LCA depths span 0 to ≈ 24 at c = 0.1,
+            is close to a hard maximum).
         num_triplets: HypHC triplets per call when the ``C(C·K, 3)`` triplets are more than
             ``max_all_triplets`` (HypHCLoss's defaults: all triplets up to 50 000, else 50 000
             drawn per call).
+        hc_target: ``"class_means"`` (default) or ``"proxies"``: the Euclidean vectors behind
+            HypHC's similarities (above).
+        hc_momentum: momentum of the running class means (default 0.9).
+        hc_sphere: hand HypHC the hyperbolic centers placed on one sphere of learned radius,
+            capped inside the ball (HypHC's ``normalize_embeddings``; ``HypHCLoss(sphere=True)``):
+            the HypHC term then arranges the centers' directions and its depth range spans the
+            ball. Default True. The tree is then decoded from the centers on that sphere
+            (:func:`hyperdml.viz.find_proxies` places them there), as HypHC decodes its leaves.
+        hc_max_radius: the sphere's cap as a fraction of the ball's radius (default ``1 − 1e-3``,
+            HypHC's ``max_scale``).
         proxy_param: ``"manifold"`` (default, stepped by RiemannianAdam) or ``"tangent"``
             (the paper's expmap0 of a Euclidean parameter), see ``PoincareSpace``.
         seed: seed of HypHC's triplet sampler.
@@ -73,8 +94,12 @@ class CHEST(nn.Module):
         lambda_hc: float = 1.0,
         w_e: float = 1.0,
         w_h: float = 1.0,
-        hc_tau: float = 0.05,
+        hc_tau: float = 0.2,
         num_triplets: int | None = None,
+        hc_target: str = "class_means",
+        hc_momentum: float = 0.9,
+        hc_sphere: bool = True,
+        hc_max_radius: float = 1 - 1e-3,
         proxy_param: str = "manifold",
         seed: int = 0,
     ):
@@ -88,7 +113,18 @@ class CHEST(nn.Module):
         )
         if lambda_hc > 0 and num_classes * centers_per_class < 3:
             raise ValueError("the HypHC term needs at least 3 proxies (num_classes * centers_per_class >= 3)")
-        self.hyphc = HypHCLoss(c=c, tau=hc_tau, num_triplets=num_triplets, seed=seed)
+        if hc_target not in HC_TARGETS:
+            raise ValueError(f"hc_target must be one of {', '.join(map(repr, HC_TARGETS))}, got {hc_target!r}")
+        if not 0 <= check_number("hc_momentum", hc_momentum) < 1:
+            raise ValueError(f"hc_momentum must lie in [0, 1), got {hc_momentum}")
+        self.hyphc = HypHCLoss(c=c, tau=hc_tau, num_triplets=num_triplets, seed=seed, sphere=hc_sphere,
+                               init_radius=min(0.5, hc_max_radius), max_radius=hc_max_radius)
+        self.hc_target, self.hc_momentum = hc_target, float(hc_momentum)
+        if hc_target == "class_means":
+            #: running mean of each class's L2-normalised Euclidean head output (``hc_target="class_means"``)
+            self.register_buffer("hc_means", torch.zeros(num_classes, euclidean_size))
+            #: whether each class has been seen (its row of :attr:`hc_means` is set)
+            self.register_buffer("hc_seen", torch.zeros(num_classes, dtype=torch.bool))
         self.num_classes = num_classes
         self.lambda_hc, self.w_e, self.w_h = float(lambda_hc), float(w_e), float(w_h)
         self.parts: dict[str, torch.Tensor] = {}
@@ -98,12 +134,36 @@ class CHEST(nn.Module):
     def extra_repr(self) -> str:
         return f"lambda_hc={self.lambda_hc}, w_e={self.w_e}, w_h={self.w_h}"
 
+    @torch.no_grad()
+    def update_class_means(self, z_e: torch.Tensor, labels: torch.Tensor) -> None:
+        """Fold a batch into :attr:`hc_means`: ``z_e (B, D_E)``, ``labels (B,)`` in ``0..C−1``."""
+        f = F.normalize(z_e.detach().to(self.hc_means.dtype), p=2, dim=1)
+        labels = labels.to(f.device)
+        sums = torch.zeros_like(self.hc_means).index_add_(0, labels, f)
+        counts = torch.bincount(labels, minlength=self.num_classes).to(f.dtype).unsqueeze(1)
+        present = counts.squeeze(1) > 0
+        batch_means = sums / counts.clamp_min(1)
+        blended = torch.where(self.hc_seen.unsqueeze(1),
+                              self.hc_momentum * self.hc_means + (1 - self.hc_momentum) * batch_means, batch_means)
+        self.hc_means.copy_(torch.where(present.unsqueeze(1), blended, self.hc_means))
+        self.hc_seen |= present
+
     def hyphc_term(self) -> torch.Tensor:
-        """HypHC loss of the hyperbolic centers with similarities from the Euclidean ones (unweighted)."""
-        e = self.euclidean.proxy_points()
+        """HypHC loss of the hyperbolic centers with similarities from the Euclidean space (unweighted)."""
+        points = self.hyperbolic.proxy_points()
+        if self.hc_target == "proxies":
+            e = self.euclidean.proxy_points()
+        else:
+            k = self.hyperbolic.proxies_per_class
+            seen = self.hc_seen.nonzero().squeeze(1)
+            if seen.numel() * k < 3:
+                return points.sum() * 0
+            e = self.hc_means[seen].repeat_interleave(k, dim=0)
+            if seen.numel() < self.num_classes:
+                points = points[(seen.unsqueeze(1) * k + torch.arange(k, device=seen.device)).reshape(-1)]
         with torch.no_grad(), torch.autocast(e.device.type, enabled=False):
             sims = similarity_from_features(e.float() if e.dtype in (torch.float16, torch.bfloat16) else e)
-        return self.hyphc(self.hyperbolic.proxy_points(), sims)
+        return self.hyphc(points, sims)
 
     def forward_parts(self, z_e: torch.Tensor, z_h: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """The weighted terms with their graphs: ``{"euclidean", "hyperbolic", "hyphc", "total"}``."""
@@ -124,6 +184,8 @@ class CHEST(nn.Module):
             "hyperbolic": self.w_h * self.hyperbolic.compute(z_h, labels_h),
         }
         if self.lambda_hc != 0:
+            if self.hc_target == "class_means" and self.training:
+                self.update_class_means(z_e, labels_e)
             parts["hyphc"] = self.lambda_hc * self.hyphc_term()
             total = parts["euclidean"] + parts["hyperbolic"] + parts["hyphc"]
         else:

@@ -10,6 +10,10 @@ keyed by space (``"hyperbolic"`` and/or ``"euclidean"``):
 - wrappers (CalibrateProxy, HierarchicalProxy, anything with a ``.base``) and containers with a
   ``.module`` (DistributedDataParallel) are unwrapped.
 
+When the loss hands its hyperbolic proxies to HypHC on a sphere (CHEST with ``hc_sphere=True``,
+:class:`~hyperdml.losses.HypHCLoss` ``sphere=True``), the hyperbolic set holds them placed on that
+sphere, ``p/‖p‖ · r``, the points HypHC arranges and decodes (``ProxySet.sphere_radius = r``).
+
 The points are detached float64 CPU tensors: ball points for the hyperbolic space
 (``ProxyLoss.proxy_points()``, so tangent-parametrised proxies are mapped too), the raw proxy
 vectors for the Euclidean space (whose similarity is the cosine, so only their directions count).
@@ -24,7 +28,7 @@ import torch
 
 from hyperdml.errors import HyperdmlError
 
-__all__ = ["ProxySet", "find_proxies", "class_means"]
+__all__ = ["ProxySet", "find_proxies", "class_means", "on_sphere"]
 
 
 @dataclass
@@ -40,6 +44,7 @@ class ProxySet:
         c: curvature magnitude of the ball (``None`` for the Euclidean space).
         clip_r: the space's feature-clipping radius (``None`` for Euclidean or no clipping).
         space_obj: the loss's space object (maps head outputs into the space: ``to_space``).
+        sphere_radius: the radius of HypHC's sphere the points were placed on, or ``None``.
     """
 
     space: str
@@ -49,6 +54,7 @@ class ProxySet:
     c: float | None = None
     clip_r: float | None = None
     space_obj: object = None
+    sphere_radius: float | None = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -56,8 +62,23 @@ class ProxySet:
         return np.repeat(np.arange(self.num_classes), self.per_class)
 
     def class_points(self) -> torch.Tensor:
-        """One point per class, ``(C, D)``: see :func:`class_means`."""
-        return class_means(self.points, self.per_class, self.space, self.c)
+        """One point per class, ``(C, D)``: see :func:`class_means` (put back on the sphere, if any)."""
+        means = class_means(self.points, self.per_class, self.space, self.c)
+        return means if self.sphere_radius is None else on_sphere(means, self.sphere_radius)
+
+
+def on_sphere(points: torch.Tensor, radius: float) -> torch.Tensor:
+    """Rows of ``points (N, D)`` moved along their rays onto the sphere of ``radius``: ``p/‖p‖ · radius``."""
+    return torch.nn.functional.normalize(points, dim=1, eps=1e-15) * radius
+
+
+def _hyphc_sphere_radius(obj) -> float | None:
+    """Radius of the HypHC sphere of a loss that places its hyperbolic proxies on one, else None."""
+    hyphc = getattr(obj, "hyphc", None)
+    if not getattr(hyphc, "sphere", False) or not callable(getattr(hyphc, "sphere_radius", None)):
+        return None
+    with torch.no_grad():
+        return float(hyphc.sphere_radius())
 
 
 def class_means(points: torch.Tensor, per_class: int, space: str, c: float | None = None) -> torch.Tensor:
@@ -104,11 +125,13 @@ def find_proxies(loss) -> dict[str, ProxySet]:
     found: dict[str, ProxySet] = {}
     seen: set[int] = set()
     stack = [loss]
+    sphere = None
     while stack:
         obj = stack.pop()
         if obj is None or id(obj) in seen:
             continue
         seen.add(id(obj))
+        sphere = sphere if sphere is not None else _hyphc_sphere_radius(obj)
         ps = _proxy_set(obj)
         if ps is not None:
             if ps.space in found:
@@ -121,4 +144,7 @@ def find_proxies(loss) -> dict[str, ProxySet]:
                 stack.append(child)
     if not found:
         raise HyperdmlError(f"{type(loss).__name__} holds no proxies (expected a proxy loss, CHEST or a wrapper with .base)")
+    if sphere is not None and "hyperbolic" in found:
+        hyp = found["hyperbolic"]
+        hyp.points, hyp.sphere_radius = on_sphere(hyp.points, sphere), sphere
     return found

@@ -131,6 +131,8 @@ def analyze_proxies(loss, *, super_labels=None, max_proxy_leaves: int = MAX_PROX
         m = metrics[space] = _space_metrics(trees[space], sup, sims, time.perf_counter() - t, what)
         if space == "hyperbolic":
             m.update(c=c, clip_r=ps.clip_r)
+            if ps.sphere_radius is not None:  # the proxies as HypHC saw them (CHEST hc_sphere)
+                m.update(tree=what + ", placed on HypHC's sphere", sphere_radius=ps.sphere_radius)
         m["dim"] = int(ps.points.shape[1])
         purity = None
         if ps.per_class > 1 and ps.num_classes * ps.per_class <= max_proxy_leaves:
@@ -248,6 +250,9 @@ def hierarchy_figures(
     edges = tree_edges(z_shown, pts[shown], c)
     pca = TangentPCA(c).fit(pts[shown])
     xy = pca.transform(pts[shown])
+    # the tree's internal nodes: the LCA point of the leaf pair realising each merge
+    nodes = geometry.lca_point(pts[shown][torch.as_tensor(edges[:, 0])], pts[shown][torch.as_tensor(edges[:, 1])], c)
+    nodes_xy = pca.transform(nodes)
     emb_xy = emb_keys = None
     n_emb = 0
     if embeddings is not None and len(embeddings):
@@ -259,6 +264,8 @@ def hierarchy_figures(
         n_emb = len(idx)
         if embedding_keys is not None:
             emb_keys = np.asarray(embedding_keys, dtype=np.int64).reshape(-1)[idx]
+    if hyp.sphere_radius is not None:
+        sample_txt += f" on HypHC's sphere (radius {math.sqrt(c) * hyp.sphere_radius:.3g} of the ball's)"
     keys = sup[shown] if sup is not None else shown
     key_names = snames if sup is not None else names if C <= 24 else None
     clip = hyp.clip_r
@@ -266,7 +273,7 @@ def hierarchy_figures(
     mh = an["metrics"]["spaces"]["hyperbolic"]
     emb_txt = f", {n_emb} test embeddings" if n_emb else ", no test embeddings"
     disk = plot_poincare_disk(
-        xy, keys, key_names=key_names, edges=edges, embeddings=emb_xy, embedding_keys=emb_keys,
+        xy, keys, key_names=key_names, tree=z_shown, tree_nodes=nodes_xy, embeddings=emb_xy, embedding_keys=emb_keys,
         proxy_text=[names[i] for i in shown] if len(shown) <= 40 else None, clip_radius=clip_disk,
         legend_title="super-class" if sup is not None else "class",
         title=(f"{label}Poincaré disk (c={c:g}): {sample_txt}{emb_txt}\n"

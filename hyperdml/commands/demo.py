@@ -15,10 +15,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the demo's setting)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
+    parser.add_argument("--images", default=None, metavar="DIR",
+                        help="also write the two figures to DIR (make docs-images: docs/images)")
 
 
 def run(args) -> int:
     from hyperdml.demo import run_demo
 
-    run_demo(args.out, epochs=args.epochs, seed=args.seed, quiet=args.quiet)
+    run_demo(args.out, epochs=args.epochs, seed=args.seed, quiet=args.quiet, images=args.images)
     return 0

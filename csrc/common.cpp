@@ -1,8 +1,13 @@
 // Definitions of the input checks declared in common.h.
 #include "common.h"
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 namespace hyperdml {
 
@@ -22,10 +27,34 @@ std::string shape_of(const at::Tensor& t) {
 
 std::string device_str(const at::Tensor& t) { return t.device().str(); }
 
-std::string dtype_of(const at::Tensor& t) { return c10::toString(t.scalar_type()); }
+// torch's names ("torch.float32"), as Python prints them, rather than c10's ("Float").
+std::string dtype_of(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kByte: return "torch.uint8";
+    case at::kChar: return "torch.int8";
+    case at::kShort: return "torch.int16";
+    case at::kInt: return "torch.int32";
+    case at::kLong: return "torch.int64";
+    case at::kHalf: return "torch.float16";
+    case at::kBFloat16: return "torch.bfloat16";
+    case at::kFloat: return "torch.float32";
+    case at::kDouble: return "torch.float64";
+    case at::kComplexFloat: return "torch.complex64";
+    case at::kComplexDouble: return "torch.complex128";
+    case at::kBool: return "torch.bool";
+    default: return c10::toString(t.scalar_type());
+  }
+}
 
 void check_curvature(double c) {
-  TORCH_CHECK_VALUE(std::isfinite(c) && c > 0, "curvature c must be a finite number > 0, got ", num(c));
+  TORCH_CHECK_VALUE(c >= kMinCurvature && c <= kMaxCurvature, "curvature c must be a finite number > 0, within [",
+                    num(kMinCurvature), ", ", num(kMaxCurvature),
+                    "] (outside it geoopt's stored curvature loses its precision or overflows), got ", num(c));
+}
+
+void check_temperature(double tau) {
+  TORCH_CHECK_VALUE(tau >= kMinTemperature && std::isfinite(tau), "temperature tau must be a finite number >= ",
+                    num(kMinTemperature), ", got ", num(tau));
 }
 
 void check_points(const at::Tensor& t, const char* name) {
@@ -64,7 +93,7 @@ void check_finite(const at::Tensor& t, const char* name) {
 void check_hyphc_inputs(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
                                double c, double tau, c10::DeviceType device) {
   check_curvature(c);
-  TORCH_CHECK_VALUE(std::isfinite(tau) && tau > 0, "temperature tau must be a finite number > 0, got ", num(tau));
+  check_temperature(tau);
   check_points(points, "points");
   check_device(points, "points", device);
   TORCH_CHECK_TYPE(triplets.scalar_type() == at::kLong, "triplets must be int64, got ", dtype_of(triplets));
@@ -86,6 +115,62 @@ void check_cdist_inputs(const at::Tensor& x, const at::Tensor& y, double c, c10:
   TORCH_CHECK_VALUE(x.size(1) == y.size(1), "x has D=", num(x.size(1)), " but y has D=", num(y.size(1)));
 }
 
+namespace {
+
+// Every row of the contiguous (rows, D) block p has c * |row|^2 < 1 (false on NaN).
+template <typename T>
+bool rows_inside(const T* p, int64_t rows, int64_t D, double c) {
+  const T cc = static_cast<T>(c);
+  return at::parallel_reduce(
+      0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(D, 1)), true,
+      [&](int64_t begin, int64_t end, bool ok) {
+        for (int64_t i = begin; i < end && ok; ++i) {
+          T sq = 0;
+          for (int64_t d = 0; d < D; ++d) sq += p[i * D + d] * p[i * D + d];
+          ok = sq * cc < T(1);
+        }
+        return ok;
+      },
+      [](bool a, bool b) { return a && b; });
+}
+
+// Every entry is finite and >= 0 (false on NaN).
+template <typename T>
+bool all_finite_nonnegative(const T* p, int64_t n) {
+  return at::parallel_reduce(
+      0, n, 32768, true,
+      [&](int64_t begin, int64_t end, bool ok) {
+        for (int64_t i = begin; i < end && ok; ++i) ok = p[i] >= T(0) && std::isfinite(p[i]);
+        return ok;
+      },
+      [](bool a, bool b) { return a && b; });
+}
+
+// x and y in the ball and dist finite and >= 0. On the CPU one pass over the data without any
+// temporary or dispatched op (the small calls of a training step would otherwise pay more for the
+// check than for the backward); elsewhere tensor ops and one host sync.
+bool cdist_backward_values_ok(const at::Tensor& x, const at::Tensor& y, const at::Tensor& dist, double c) {
+  if (x.device().is_cpu()) {
+    const at::Tensor xc = x.contiguous(), yc = y.contiguous(), dc = dist.contiguous();
+    bool ok = true;
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cdist_backward_values_ok", [&] {
+      ok = rows_inside(xc.data_ptr<scalar_t>(), xc.size(0), xc.size(1), c) &&
+           rows_inside(yc.data_ptr<scalar_t>(), yc.size(0), yc.size(1), c) &&
+           all_finite_nonnegative(dc.data_ptr<scalar_t>(), dc.numel());
+    });
+    return ok;
+  }
+  std::vector<at::Tensor> ok = {((x * x).sum(1) * c < 1).all(), ((y * y).sum(1) * c < 1).all()};
+  if (dist.numel() > 0) {
+    const auto [lo, hi] = at::aminmax(dist);  // NaN fails both tests
+    ok.push_back(lo >= 0);
+    ok.push_back(at::isfinite(hi));
+  }
+  return at::stack(ok).all().item<bool>();
+}
+
+}  // namespace
+
 void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
                                  const at::Tensor& dist, double c, c10::DeviceType device) {
   check_cdist_inputs(x, y, c, device);
@@ -95,6 +180,11 @@ void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, co
                     shape_of(dist));
   check_same(x, "x", grad, "grad");
   check_same(x, "x", dist, "dist");
+  if (cdist_backward_values_ok(x, y, dist, c)) return;
+  const at::Tensor xx = (x * x).sum(1), yy = (y * y).sum(1);
+  check_in_ball(x, xx, c, "x");
+  check_in_ball(y, yy, c, "y");
+  TORCH_CHECK_VALUE(false, "dist contains NaN, Inf or a negative value (pass the output of poincare_cdist)");
 }
 
 void check_hyphc_grad(const at::Tensor& grad, const at::Tensor& points, const at::Tensor& triplets) {

@@ -19,7 +19,14 @@ std::string shape_of(const at::Tensor& t);
 std::string device_str(const at::Tensor& t);
 std::string dtype_of(const at::Tensor& t);
 
+// Accepted ranges of the curvature magnitude and the HypHC temperature; the same constants and
+// messages as hyperdml/ops/_checks.py (MIN_CURVATURE, MAX_CURVATURE, MIN_TEMPERATURE).
+constexpr double kMinCurvature = 1e-6;
+constexpr double kMaxCurvature = 700.0;
+constexpr double kMinTemperature = 1e-30;
+
 void check_curvature(double c);
+void check_temperature(double tau);
 void check_points(const at::Tensor& t, const char* name);
 void check_same(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name);
 void check_device(const at::Tensor& t, const char* name, c10::DeviceType type);
@@ -28,8 +35,9 @@ void check_device(const at::Tensor& t, const char* name, c10::DeviceType type);
 void check_in_ball(const at::Tensor& t, const at::Tensor& sqnorm, double c, const char* name);
 void check_finite(const at::Tensor& t, const char* name);
 
-// poincare_cdist: x (B, D) and y (N, D) on `device`, one floating dtype, c > 0; for the backward
-// also grad and dist of shape (B, N).
+// poincare_cdist: x (B, D) and y (N, D) on `device`, one floating dtype, c in range; for the
+// backward also grad and dist of shape (B, N), then x and y in the ball and dist finite and >= 0
+// (host syncs).
 void check_cdist_inputs(const at::Tensor& x, const at::Tensor& y, double c, c10::DeviceType device);
 void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
                                  const at::Tensor& dist, double c, c10::DeviceType device);

@@ -49,8 +49,12 @@ X = ball_points(3, 4, 1.0, max_frac=0.5, seed=0)
         ((X, X, NAN), ValueError, ["curvature c", "nan"]),
         ((X, X, INF), ValueError, ["curvature c", "inf"]),
         ((X, X, -0.0), ValueError, ["curvature c"]),
-        ((X, X, torch.tensor(1.0)), TypeError, ["c must be a Python float"]),
-        ((X, X, "one"), ValueError, ["could not convert"]),
+        ((X, X, torch.tensor(1.0)), TypeError, ["curvature c must be a Python number, not a tensor"]),
+        ((X, X, torch.tensor(1.0, requires_grad=True)), TypeError, ["not learnable"]),
+        ((X, X, True), TypeError, ["curvature c must be a Python number, got bool"]),
+        ((X, X, "one"), TypeError, ["curvature c must be a Python number, got str"]),
+        ((X, X, 1e-7), ValueError, ["curvature c", "within [1e-06, 700]", "got 1e-07"]),
+        ((X * 0.01, X * 0.01, 710.0), ValueError, ["curvature c", "within [1e-06, 700]", "got 710"]),
         (([[0.0] * 4], X, 1.0), TypeError, ["x must be a torch.Tensor"]),
         ((X, X.tolist(), 1.0), TypeError, ["y must be a torch.Tensor"]),
         ((X[None], X, 1.0), ValueError, ["x must have shape (rows, D)", "(1, 3, 4)"]),
@@ -91,7 +95,11 @@ S = torch.rand(4, 3, dtype=torch.float64, generator=torch.Generator().manual_see
         ((P, T, S, NAN, 0.1), ValueError, ["curvature c"]),
         ((P, T, S, 1.0, NAN), ValueError, ["temperature tau"]),
         ((P, T, S, 1.0, INF), ValueError, ["temperature tau"]),
-        ((P, T, S, 1.0, "x"), ValueError, ["could not convert"]),
+        ((P, T, S, 1.0, "x"), TypeError, ["temperature tau must be a Python number, got str"]),
+        ((P, T, S, 1.0, torch.tensor(0.1, requires_grad=True)), TypeError, ["tau must be a Python number, not a tensor"]),
+        ((P, T, S, 1.0, False), TypeError, ["temperature tau must be a Python number, got bool"]),
+        ((P, T, S, 1.0, 1e-31), ValueError, ["temperature tau must be a finite number >= 1e-30", "got 1e-31"]),
+        ((P, T, S, 1.0, 0.0), ValueError, ["temperature tau must be a finite number >= 1e-30"]),
         ((P, T.double(), S, 1.0, 0.1), TypeError, ["triplets must be an int64 tensor", "float64"]),
         ((P, T.tolist(), S, 1.0, 0.1), TypeError, ["triplets must be an int64 tensor"]),
         ((P, T[0], S[0], 1.0, 0.1), ValueError, ["triplets must have shape (T, 3)", "(3,)"]),
@@ -120,7 +128,7 @@ def test_hyphc_triplet_loss_out_of_range_in_a_non_contiguous_triplet_tensor():
     """The index check reads the values, not the memory: a transposed tensor with a bad entry."""
     tri = T.t().contiguous()
     tri[2, 3] = 5
-    raises(lambda: hyphc_triplet_loss(P, tri.t(), S), ValueError, "out of range [0, 5)", "max 5")
+    raises(lambda: hyphc_triplet_loss(P, tri.t(), S, 1.0), ValueError, "out of range [0, 5)", "max 5")
 
 
 # -- the compiled kernels called directly (no Python checks), in a subprocess ------------------
@@ -166,6 +174,17 @@ cases = {
     "cdist backward dist short": lambda: ops.poincare_cdist_backward(D, X, X, D[:, :1], 1.0),
     "cdist backward grad float32": lambda: ops.poincare_cdist_backward(D.float(), X, X, D, 1.0),
     "cdist backward D mismatch": lambda: ops.poincare_cdist_backward(D, X, X[:, :2], D, 1.0),
+    "cdist backward x nan": lambda: ops.poincare_cdist_backward(D, X * float("nan"), X, D, 1.0),
+    "cdist backward y outside": lambda: ops.poincare_cdist_backward(D, X, X * 10, D, 1.0),
+    "cdist backward dist nan": lambda: ops.poincare_cdist_backward(D, X, X, D * float("nan"), 1.0),
+    "cdist backward dist negative": lambda: ops.poincare_cdist_backward(D, X, X, -1 - D, 1.0),
+    "cdist backward dist inf": lambda: ops.poincare_cdist_backward(D, X, X, D + float("inf"), 1.0),
+    "cdist backward c 710": lambda: ops.poincare_cdist_backward(D, X * 0.01, X * 0.01, D, 710.0),
+    "cdist backward ok": lambda: ops.poincare_cdist_backward(D, X, X, D, 1.0),
+    "backward points nan": lambda: ops.hyphc_triplet_loss_backward(G, P * float("nan"), T, S, 1.0, 0.1),
+    "backward points outside": lambda: ops.hyphc_triplet_loss_backward(G, P * 10, T, S, 1.0, 0.1),
+    "backward sims inf": lambda: ops.hyphc_triplet_loss_backward(G, P, T, S + float("inf"), 1.0, 0.1),
+    "backward tau tiny": lambda: ops.hyphc_triplet_loss_backward(G, P, T, S, 1.0, 1e-40),
     "cdist D mismatch": lambda: ops.poincare_cdist(X, X[:, :2], 1.0),
     "cdist nan": lambda: ops.poincare_cdist(X * float("nan"), X, 1.0),
     "cdist int": lambda: ops.poincare_cdist(X.long(), X.long(), 1.0),
@@ -208,6 +227,17 @@ DIRECT_EXPECTED = {
     "cdist backward dist short": ("ValueError", "must have shape (4, 4)"),
     "cdist backward grad float32": ("TypeError", "one dtype"),
     "cdist backward D mismatch": ("ValueError", "D="),
+    "cdist backward x nan": ("ValueError", "x contains NaN or Inf"),
+    "cdist backward y outside": ("ValueError", "y has a point on or outside the boundary"),
+    "cdist backward dist nan": ("ValueError", "dist contains NaN, Inf or a negative value"),
+    "cdist backward dist negative": ("ValueError", "dist contains NaN, Inf or a negative value"),
+    "cdist backward dist inf": ("ValueError", "dist contains NaN, Inf or a negative value"),
+    "cdist backward c 710": ("ValueError", "within [1e-06, 700]"),
+    "cdist backward ok": ("OK", ""),
+    "backward points nan": ("ValueError", "points contains NaN or Inf"),
+    "backward points outside": ("ValueError", "boundary"),
+    "backward sims inf": ("ValueError", "sims contains NaN or Inf"),
+    "backward tau tiny": ("ValueError", "temperature tau must be a finite number >= 1e-30"),
     "cdist D mismatch": ("ValueError", "D="),
     "cdist nan": ("ValueError", "NaN"),
     "cdist int": ("TypeError", "float32 or float64"),
@@ -307,14 +337,14 @@ def test_loss_with_diverged_proxies_is_named(cls, make_space):
         (lambda: PoincareSpace(sim_offset=INF), "sim_offset must be a finite number"),
         (lambda: HypHCLoss(c=0), "curvature c must be a finite number > 0"),
         (lambda: HypHCLoss(c=INF), "curvature c must be a finite number > 0"),
-        (lambda: HypHCLoss(tau=INF), "tau and min_tau must be finite numbers > 0"),
-        (lambda: HypHCLoss(tau=0), "tau and min_tau must be finite numbers > 0"),
+        (lambda: HypHCLoss(tau=INF), "temperature tau must be a finite number"),
+        (lambda: HypHCLoss(tau=0), "temperature tau must be a finite number"),
         (lambda: HypHCLoss(num_triplets=0), "num_triplets"),
         (lambda: HypHCLoss(anneal_factor=0), "anneal_factor"),
         (lambda: CHEST(3, 4, 5, lambda_hc=NAN), "lambda_hc must be a finite number >= 0"),
         (lambda: CHEST(3, 4, 5, w_e=-1), "w_e must be a finite number >= 0"),
         (lambda: CHEST(3, 4, 5, c=0), "curvature c"),
-        (lambda: CHEST(3, 4, 5, hc_tau=NAN), "tau and min_tau"),
+        (lambda: CHEST(3, 4, 5, hc_tau=NAN), "temperature tau"),
         (lambda: CHEST(1, 4, 5, centers_per_class=2), "at least 3 proxies"),
     ],
     ids=lambda v: None,
@@ -380,8 +410,8 @@ def test_spaces_and_geometry_bad_inputs():
 
 @requires_cuda
 def test_device_mix_is_named():
-    raises(lambda: hyphc_triplet_loss(P.cuda(), T, S.cuda()), ValueError, "triplets is on cpu")
-    raises(lambda: hyphc_triplet_loss(P.cuda(), T.cuda(), S), ValueError, "cuda", "cpu")
+    raises(lambda: hyphc_triplet_loss(P.cuda(), T, S.cuda(), 1.0), ValueError, "triplets is on cpu")
+    raises(lambda: hyphc_triplet_loss(P.cuda(), T.cuda(), S, 1.0), ValueError, "cuda", "cpu")
     loss = ProxyAnchor(3, 4)
     with pytest.raises((ValueError, RuntimeError), match="cuda|device"):
         loss(torch.randn(5, 4, device="cuda"), torch.tensor([0, 1, 2, 0, 1]))
@@ -407,7 +437,7 @@ def test_evaluate_retrieval_bad_inputs():
     bad[3, 1] = NAN
     raises(lambda: evaluate_retrieval(bad, labels), ValueError, "NaN or inf", "row 3")
     raises(lambda: evaluate_retrieval(emb, labels, metric="manhattan"), ValueError, "metric must be one of")
-    raises(lambda: evaluate_retrieval(emb, labels, metric="poincare"), ValueError, "outside the Poincaré ball")
+    raises(lambda: evaluate_retrieval(emb, labels, metric="poincare", c=1.0), ValueError, "outside the Poincaré ball")
     raises(lambda: evaluate_retrieval(emb * 0.01, labels, metric="poincare", c=NAN), ValueError, "curvature c")
     raises(lambda: evaluate_retrieval(emb * 0.01, labels, metric="poincare", c=-1.0), ValueError, "curvature c")
     raises(lambda: evaluate_retrieval(emb, labels, ks=(0,)), ValueError, "ks must be positive")

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from conftest import requires_cuda
 from hyperdml import geometry
 from hyperdml.losses import CHEST, CalibrateProxy, HypHCLoss, ProxyAnchor, ProxyNCA, SoftTriple
-from hyperdml.losses.calibrate_proxy import poincare_sq_dist_batched
 from hyperdml.ops import poincare_cdist
 from hyperdml.spaces import EuclideanSpace, PoincareSpace
 
@@ -344,17 +343,18 @@ def test_calibration_gradient_moves_proxy_toward_class_mean(space_name):
     assert (after > before).all(), (before, after)
 
 
-def test_poincare_sq_dist_batched_matches_cdist():
+def test_poincare_sq_distance_matrix_matches_cdist():
+    """The batched squared distances CP's calibration takes from the space (geometry.sq_dist_matrix)."""
     c = 0.1
     space = PoincareSpace(c=c)
     g = torch.Generator().manual_seed(0)
     x = space.to_space(torch.randn(3, 4, D, generator=g, dtype=torch.float64) * 2)
     y = space.to_space(torch.randn(3, 5, D, generator=g, dtype=torch.float64) * 2)
     want = torch.stack([poincare_cdist(x[i], y[i], c) ** 2 for i in range(3)])
-    torch.testing.assert_close(poincare_sq_dist_batched(x, y, c), want, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(space.sq_distance_matrix(x, y), want, rtol=1e-10, atol=1e-10)
     # gradient of d² at coincident points is finite (zero)
     xg = x[:, :1].clone().requires_grad_()
-    poincare_sq_dist_batched(xg, x[:, :1], c).sum().backward()
+    space.sq_distance_matrix(xg, x[:, :1]).sum().backward()
     assert torch.isfinite(xg.grad).all() and xg.grad.abs().max() < 1e-6
 
 

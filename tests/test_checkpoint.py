@@ -19,7 +19,7 @@ from hyperdml.losses import CHEST
 from hyperdml.models import build_model
 from hyperdml.optim import make_optimizer
 from hyperdml.train.checkpoint import FORMAT, load_checkpoint, save_checkpoint
-from hyperdml.train.evaluate import build_from_checkpoint
+from hyperdml.train.checkpoint import build_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,3 +187,65 @@ def test_shape_mismatch_on_rebuild(tmp_path):
     bad = dict(state, config=dict(CONFIG, arch="transformer"))
     with pytest.raises(CheckpointError, match="config does not build"):
         build_from_checkpoint(bad)
+
+
+# -- spaces --------------------------------------------------------------------------------------
+
+
+def test_version_1_checkpoint_gets_its_spaces_from_its_config(one_thread):
+    from hyperdml.spaces import EuclideanSpace, PoincareSpace
+    from hyperdml.train.checkpoint import checkpoint_spaces
+
+    model, loss, _, state = _trained_state()  # a version-1 checkpoint: no "spaces"
+    assert "spaces" not in state and state["version"] == 1
+    want = {"euclidean": EuclideanSpace(), "hyperbolic": PoincareSpace(c=0.1, clip_r=2.3, inputs="tangent")}
+    assert checkpoint_spaces(state) == want
+    model2, loss2 = build_from_checkpoint(state)
+    assert model2.spaces == want and loss2.hyperbolic.space == want["hyperbolic"]
+    x = torch.randn(4, 3, 8, 8)
+    torch.testing.assert_close(model2(x)["hyperbolic"], model(x)["hyperbolic"])
+
+
+def _train_tiny(out, **overrides):
+    from hyperdml.train import Trainer
+
+    cfg = dict(dataset="synthetic", image_size=8, embedding_size=8, hyperbolic_size=4, batch_size=32,
+               samples_per_class=8, epochs=1, max_steps=1, eval_every=0, quiet=True, device="cpu", out=str(out))
+    cfg.update(overrides)
+    Trainer(cfg).run()
+    return load_checkpoint(out / "last.pt")
+
+
+def test_checkpoints_record_each_heads_space_and_are_rebuilt_from_it(tmp_path, one_thread):
+    from hyperdml.spaces import EuclideanSpace, PoincareSpace
+
+    ckpt = _train_tiny(tmp_path / "run", loss="chest", c=0.3, clip_r=1.5, loss_args={"centers_per_class": 2})
+    assert ckpt["version"] == 2
+    assert ckpt["spaces"] == {"euclidean": EuclideanSpace().config(),
+                              "hyperbolic": PoincareSpace(c=0.3, clip_r=1.5).config()}
+    model, loss = build_from_checkpoint(ckpt)
+    assert model.spaces["hyperbolic"] == PoincareSpace(c=0.3, clip_r=1.5) == loss.hyperbolic.space
+    # the record, not the loose config keys, decides: a checkpoint whose config says c=0.1 keeps c=0.3
+    model, loss = build_from_checkpoint(dict(ckpt, config=dict(ckpt["config"], c=0.1, clip_r=2.3)))
+    assert loss.hyperbolic.space.c == 0.3 and loss.hyphc.c == 0.3 and model.spaces["hyperbolic"].clip_r == 1.5
+
+
+def test_normalized_hyperbolic_head_checkpoint(tmp_path, one_thread):
+    from hyperdml.models import HyperbolicHead
+    from hyperdml.spaces import PoincareSpace
+
+    ckpt = _train_tiny(tmp_path / "run", loss="hyp_proxy_anchor", hyperbolic_head="normalized")
+    assert ckpt["spaces"] == {"hyperbolic": PoincareSpace(inputs="ball").config()}
+    model, loss = build_from_checkpoint(ckpt)
+    assert isinstance(model.heads["hyperbolic"], HyperbolicHead) and loss.space.inputs == "ball"
+
+
+@pytest.mark.parametrize("spaces, match", [
+    ({"hyperbolic": {"kind": "sphere"}}, "unknown space kind"),
+    ({"hyperbolic": {"kind": "poincare", "c": -1.0}}, "curvature"),
+    ("poincare", "not a dict of head spaces"),
+])
+def test_bad_space_records_are_refused(spaces, match, one_thread):
+    _, _, _, state = _trained_state()
+    with pytest.raises(CheckpointError, match=match):
+        build_from_checkpoint(dict(state, version=2, spaces=spaces))

@@ -29,7 +29,7 @@ torch.testing.assert_close(poincare_cdist(x, y, 0.5), R.poincare_cdist_reference
 t = torch.randint(0, 5, (20, 3), generator=g)
 s = torch.rand(20, 3, generator=g, dtype=torch.float64)
 assert torch.autograd.gradcheck(lambda p: hyphc_triplet_loss(p, t, s, 1.0, 0.5), (x,))
-for bad in (lambda: poincare_cdist(x * 10, y), lambda: hyphc_triplet_loss(x, t + 10, s)):
+for bad in (lambda: poincare_cdist(x * 10, y, 1.0), lambda: hyphc_triplet_loss(x, t + 10, s, 1.0)):
     try:
         bad()
     except ValueError:
@@ -38,6 +38,31 @@ for bad in (lambda: poincare_cdist(x * 10, y), lambda: hyphc_triplet_loss(x, t +
         raise AssertionError("bad input did not raise")
 torch.library.opcheck(torch.ops.hyperdml.poincare_cdist.default, (x.detach(), y.detach(), 0.5))
 torch.library.opcheck(torch.ops.hyperdml.hyphc_triplet_loss.default, (x.detach(), t, s, 1.0, 0.5))
+d = poincare_cdist(x, y, 0.5).detach()
+torch.library.opcheck(torch.ops.hyperdml.poincare_cdist_backward.default, (torch.ones_like(d), x, y, d, 0.5))
+torch.library.opcheck(torch.ops.hyperdml.hyphc_triplet_loss_backward.default, (torch.ones(20, dtype=torch.float64), x, t, s, 1.0, 0.5))
+# the backward ops check their inputs as the kernels do
+for bad, fragment in (
+    (lambda: torch.ops.hyperdml.poincare_cdist_backward(torch.ones_like(d), x * float("nan"), y, d, 0.5), "x contains NaN"),
+    (lambda: torch.ops.hyperdml.poincare_cdist_backward(torch.ones_like(d), x, y, -d - 1, 0.5), "dist contains NaN, Inf or a negative"),
+    (lambda: torch.ops.hyperdml.poincare_cdist_backward(torch.ones_like(d)[:2], x, y, d, 0.5), "must have shape (5, 3)"),
+    (lambda: torch.ops.hyperdml.hyphc_triplet_loss_backward(torch.ones(20, dtype=torch.float64), x * 9, t, s, 1.0, 0.5), "boundary"),
+    (lambda: torch.ops.hyperdml.hyphc_triplet_loss_backward(torch.ones(3, dtype=torch.float64), x, t, s, 1.0, 0.5), "grad must have shape (20,)"),
+    (lambda: torch.ops.hyperdml.hyphc_triplet_loss(x, t, s, 1000.0, 0.5), "within [1e-06, 700]"),
+):
+    try:
+        bad()
+    except ValueError as error:
+        assert fragment in str(error), (fragment, str(error))
+    else:
+        raise AssertionError(f"no error: {fragment}")
+# second derivatives and a tiny temperature
+gx, gy = torch.autograd.grad(poincare_cdist(x, y, 0.5).sum(), (x, y), create_graph=True)
+rx, ry = torch.autograd.grad(R.poincare_cdist_reference(x, y, 0.5).sum(), (x, y), create_graph=True)
+for a, b in zip(torch.autograd.grad(gx.pow(2).sum() + gy.sum(), (x, y)), torch.autograd.grad(rx.pow(2).sum() + ry.sum(), (x, y))):
+    torch.testing.assert_close(a, b)
+assert torch.autograd.gradgradcheck(lambda p: hyphc_triplet_loss(p, t, s, 1.0, 0.5), (x,))
+assert torch.isfinite(hyphc_triplet_loss(x.float(), t, s.float(), 1.0, 1e-30)).all()
 print("fallback ok")
 """
 

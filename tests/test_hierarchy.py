@@ -88,7 +88,7 @@ def test_decode_tree_with_equal_radii_is_cosine_single_linkage():
     x = ball_points(40, 4, seed=3)
     x = x / np.linalg.norm(x, axis=1, keepdims=True) * 0.7
     want = sch.linkage(x, method="single", metric="cosine")
-    assert cluster_sets(decode_tree(x)) == cluster_sets(want)
+    assert cluster_sets(decode_tree(x, c=1.0)) == cluster_sets(want)
 
 
 def test_decode_tree_recovers_planted_clusters():
@@ -97,7 +97,7 @@ def test_decode_tree_recovers_planted_clusters():
     dirs = np.array([[1.0, 0.0], [-0.5, 0.8], [-0.5, -0.8]])
     x = np.concatenate([0.9 * (d + 0.03 * rng.normal(size=(10, 2))) for d in dirs])
     x = x / np.linalg.norm(x, axis=1, keepdims=True) * 0.9
-    z = decode_tree(torch.from_numpy(x).float().requires_grad_())  # a float32 leaf tensor works
+    z = decode_tree(torch.from_numpy(x).float().requires_grad_(), c=1.0)  # a float32 leaf tensor works
     labels = np.repeat([0, 1, 2], 10)
     fc = sch.fcluster(z, 3, criterion="maxclust")
     assert len(set(fc)) == 3 and len(set(zip(fc, labels))) == 3
@@ -106,7 +106,7 @@ def test_decode_tree_recovers_planted_clusters():
 
 def test_decode_tree_dendrogram_and_height_convention():
     x = ball_points(50, 2, seed=5)
-    z = decode_tree(x)
+    z = decode_tree(x, c=1.0)
     assert z.shape == (49, 4) and z.dtype == np.float64
     assert (z[:, 2] >= 0).all() and (np.diff(z[:, 2]) >= 0).all()
     assert z[-1, 3] == 50
@@ -122,11 +122,11 @@ def test_decode_tree_dendrogram_and_height_convention():
 
 def test_decode_tree_matches_scipy_single_linkage_at_p1500():
     x = ball_points(1500, 5, seed=6)
-    depth = lca_depth_matrix(x)
+    depth = lca_depth_matrix(x, c=1.0)
     dist = np.diag(depth).max() - depth
     np.fill_diagonal(dist, 0)
     want = sch.linkage(squareform(dist, checks=False), method="single")
-    z = decode_tree(x)
+    z = decode_tree(x, c=1.0)
     np.testing.assert_allclose(z[:, 2], want[:, 2], rtol=0, atol=1e-12)
     np.testing.assert_allclose(sch.cophenet(z), sch.cophenet(want), rtol=0, atol=1e-12)
 
@@ -135,7 +135,7 @@ def test_decode_tree_large_and_tall_dendrogram():
     """P = 3000 decodes with O(P·D) memory (measured 0.4–0.7 s; P = 20000: 7–12 s, P = 50000:
     ~45 s at D = 2, a few MB). Points at random radii give a chain-like tree ~2800 merges tall,
     past SciPy's recursive dendrogram; hyperdml's dendrogram draws it."""
-    z = decode_tree(ball_points(3000, 2, seed=7))
+    z = decode_tree(ball_points(3000, 2, seed=7), c=1.0)
     sch.is_valid_linkage(z, throw=True)
     assert z[-1, 3] == 3000
     height = tree_height(z)
@@ -151,22 +151,22 @@ def test_decode_tree_large_and_tall_dendrogram():
 
 
 def test_decode_tree_edge_cases():
-    z = decode_tree(np.array([[0.1, 0.0], [0.0, 0.2]]))
+    z = decode_tree(np.array([[0.1, 0.0], [0.0, 0.2]]), c=1.0)
     assert z.shape == (1, 4) and z[0, 3] == 2
-    same = decode_tree(np.array([[0.3, 0.1]] * 4 + [[0.0, 0.0]]))  # duplicates and the origin
+    same = decode_tree(np.array([[0.3, 0.1]] * 4 + [[0.0, 0.0]]), c=1.0)  # duplicates and the origin
     sch.is_valid_linkage(same, throw=True)
     assert np.isfinite(same).all()
     assert same[-1, 2] == pytest.approx(2 * np.arctanh(np.hypot(0.3, 0.1)))  # root merge at the origin
-    with pytest.raises(ValueError, match="inside"):
-        decode_tree(np.array([[0.5, 0.0], [1.0, 0.0]]))
-    with pytest.raises(ValueError, match="inside"):
+    with pytest.raises(ValueError, match="outside the boundary"):
+        decode_tree(np.array([[0.5, 0.0], [1.0, 0.0]]), c=1.0)
+    with pytest.raises(ValueError, match="outside the boundary"):
         decode_tree(np.array([[0.5, 0.0], [0.8, 0.0]]), c=2.0)
     with pytest.raises(ValueError, match="NaN"):
-        decode_tree(np.array([[0.5, 0.0], [np.nan, 0.0]]))
+        decode_tree(np.array([[0.5, 0.0], [np.nan, 0.0]]), c=1.0)
     with pytest.raises(ValueError, match="at least 2"):
-        decode_tree(np.zeros((1, 2)))
+        decode_tree(np.zeros((1, 2)), c=1.0)
     with pytest.raises(ValueError, match="shape"):
-        decode_tree(np.zeros(3))
+        decode_tree(np.zeros(3), c=1.0)
 
 
 # ------------------------------------------------------------------- Dasgupta cost ------------
@@ -240,7 +240,7 @@ def test_dasgupta_cost_p2000_and_prefers_the_right_tree():
     sims = np.where(labels[:, None] == labels[None, :], 1.0, 0.1)
     angles = labels * 2 * np.pi / 10 + 0.05 * rng.normal(size=2000)
     x = 0.9 * np.stack([np.cos(angles), np.sin(angles)], 1)
-    z = decode_tree(x)
+    z = decode_tree(x, c=1.0)
     good = dasgupta_cost(z, sims)
     assert 2 * good == pytest.approx(hyphc_dasgupta_iterative(z, sims), rel=1e-10)
     rand = dasgupta_cost(sch.linkage(rng.normal(size=(2000, 2)), method="average"), sims)

@@ -7,7 +7,7 @@ import torch
 
 from conftest import ball_points, requires_cuda
 from hyperdml.ops import hyphc_triplet_loss
-from hyperdml.ops.reference import hyphc_triplet_loss_reference
+from hyperdml.ops.reference import hyp_lca_depth_reference, hyphc_triplet_loss_reference
 
 CURVATURES = [0.1, 1.0, 2.0]
 
@@ -116,7 +116,7 @@ def test_repeated_index_depth_is_distance_to_origin(device):
     depth_00 = 2 * torch.atanh(points[0].norm())
     from hyperdml.ops.reference import hyp_lca_depth_reference
 
-    depth_01 = hyp_lca_depth_reference(points[0], points[1])
+    depth_01 = hyp_lca_depth_reference(points[0], points[1], 1.0)
     z = torch.stack([depth_01, depth_00, depth_01]) / 0.5
     expected = 1.0 - torch.softmax(z, 0)[1]
     torch.testing.assert_close(hyphc_triplet_loss(points, triplets, sims, 1.0, 0.5), expected[None])
@@ -174,7 +174,7 @@ def test_out_of_range_index_checked_by_the_kernel_itself():
 def test_empty_triplets(device):
     points = ball_points(3, 2, device=device).requires_grad_(True)
     out = hyphc_triplet_loss(points, torch.zeros(0, 3, dtype=torch.int64, device=device),
-                             torch.zeros(0, 3, dtype=torch.float64, device=device))
+                             torch.zeros(0, 3, dtype=torch.float64, device=device), 1.0)
     assert out.shape == (0,)
     out.sum().backward()
     assert torch.equal(points.grad, torch.zeros_like(points))
@@ -187,12 +187,12 @@ def test_cuda_large_matches_cpu_and_memory():
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
-    hyphc_triplet_loss(points, triplets, sims).sum().backward()
+    hyphc_triplet_loss(points, triplets, sims, 1.0).sum().backward()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - base
     assert peak < 3 * 200_000 * 64 * 4 / 4, f"peak {peak / 2**20:.1f} MiB suggests a (T, 3, D) gather"
     cpu_points = points.detach().cpu().requires_grad_(True)
-    out = hyphc_triplet_loss(cpu_points, triplets.cpu(), sims.cpu())
+    out = hyphc_triplet_loss(cpu_points, triplets.cpu(), sims.cpu(), 1.0)
     out.sum().backward()
     torch.testing.assert_close(points.grad.cpu(), cpu_points.grad, rtol=1e-3, atol=1e-3)
 
@@ -214,3 +214,41 @@ def test_cuda_every_row_width_matches_cpu(dim):
     torch.testing.assert_close(out.cpu(), ref, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(gp.cpu(), ref_gp, rtol=1e-9, atol=1e-11)
     torch.testing.assert_close(gs.cpu(), ref_gs, rtol=1e-10, atol=1e-12)
+
+
+def hard_max_limit(points, triplets, sims, c):
+    """The tau → 0 limit in float64: Σ s minus the mean of the sims of the deepest pairs."""
+    zi, zj, zk = (points.double()[triplets[:, m]] for m in range(3))
+    depth = torch.stack([hyp_lca_depth_reference(a, b, c) for a, b in ((zi, zj), (zi, zk), (zj, zk))], dim=-1)
+    top = depth == depth.amax(-1, keepdim=True)
+    weights = top.double() / top.sum(-1, keepdim=True)
+    return sims.double().sum(-1) - (sims.double() * weights).sum(-1), depth
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("tau", [1e-12, 1e-20, 1e-30])
+def test_tiny_temperature_is_the_hard_max_limit(tau, dtype, device):
+    """Tiny tau: the softmax limit (ties share the weight), finite gradients; no NaN."""
+    points, triplets, sims = problem(p=8, d=4, t=300, device=device, dtype=dtype, seed=5)
+    triplets[:40, 1] = triplets[:40, 0]  # (i, i, k): pairs ik and jk tie exactly
+    want, depth = hard_max_limit(points, triplets, sims, 1.0)
+    gaps = depth.sort(-1, descending=True).values
+    clear = (gaps[:, 0] - gaps[:, 1] > 1e-4) | (torch.arange(300, device=device) < 40)
+    leaf = points.clone().requires_grad_(True)
+    out = hyphc_triplet_loss(leaf, triplets, sims, 1.0, tau)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.double()[clear], want[clear], rtol=1e-6, atol=1e-6)
+    ref = hyphc_triplet_loss_reference(points, triplets, sims, 1.0, tau)
+    torch.testing.assert_close(ref.double()[clear], want[clear], rtol=1e-6, atol=1e-6)
+    (grad,) = torch.autograd.grad(out[~(torch.arange(300, device=device) < 40) & clear].sum(), leaf)
+    assert torch.equal(grad, torch.zeros_like(grad))  # a strict winner: the weights do not move
+
+
+def test_temperature_below_the_bound_is_refused():
+    points, triplets, sims = problem()
+    with pytest.raises(ValueError, match="temperature tau must be a finite number >= 1e-30, got 1e-31"):
+        hyphc_triplet_loss(points, triplets, sims, 1.0, 1e-31)
+    with pytest.raises(ValueError, match="temperature tau must be a finite number >= 1e-30"):
+        torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, 1.0, 1e-31)
+    with pytest.raises(TypeError, match="not learnable"):
+        hyphc_triplet_loss(points, triplets, sims, 1.0, torch.tensor(0.1, requires_grad=True))

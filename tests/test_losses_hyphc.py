@@ -24,7 +24,7 @@ def points_and_sims(p, d=3, seed=0):
 
 
 def test_all_triplets_for_small_p_cached():
-    loss = HypHCLoss(max_all_triplets=math.comb(10, 3))
+    loss = HypHCLoss(max_all_triplets=math.comb(10, 3), c=1.0)
     t = loss.sample_triplets(10)
     assert t.dtype == torch.int64 and t.shape == (120, 3)
     assert bool((t[:, 0] < t[:, 1]).all() and (t[:, 1] < t[:, 2]).all())
@@ -41,11 +41,11 @@ def test_all_triplets_for_small_p_cached():
 def test_sampling_is_seeded_and_follows_hyphc():
     """Pairs i < j uniform among C(P, 2), k uniform over P (repeats of i or j allowed)."""
     p, n = 6, 60_000
-    a = HypHCLoss(max_all_triplets=0, num_triplets=n, seed=1)
+    a = HypHCLoss(max_all_triplets=0, num_triplets=n, seed=1, c=1.0)
     t = a.sample_triplets(p)
     assert t.shape == (n, 3)
-    torch.testing.assert_close(HypHCLoss(max_all_triplets=0, num_triplets=n, seed=1).sample_triplets(p), t)
-    assert not torch.equal(HypHCLoss(max_all_triplets=0, num_triplets=n, seed=2).sample_triplets(p), t)
+    torch.testing.assert_close(HypHCLoss(max_all_triplets=0, num_triplets=n, seed=1, c=1.0).sample_triplets(p), t)
+    assert not torch.equal(HypHCLoss(max_all_triplets=0, num_triplets=n, seed=2, c=1.0).sample_triplets(p), t)
     assert not torch.equal(a.sample_triplets(p), t)  # the generator advances
     assert bool((t[:, 0] < t[:, 1]).all())
     pair_counts = np.bincount((t[:, 0] * p + t[:, 1]).numpy(), minlength=p * p).reshape(p, p)
@@ -67,26 +67,26 @@ def test_sampling_is_seeded_and_follows_hyphc():
 
 def test_sampled_loss_reproducible_and_state_dict_roundtrip():
     x, s = points_and_sims(30)
-    a = HypHCLoss(max_all_triplets=100, num_triplets=256, seed=5, tau=0.1, anneal_factor=0.5)
-    b = HypHCLoss(max_all_triplets=100, num_triplets=256, seed=5, tau=0.1, anneal_factor=0.5)
+    a = HypHCLoss(max_all_triplets=100, num_triplets=256, seed=5, tau=0.1, anneal_factor=0.5, c=1.0)
+    b = HypHCLoss(max_all_triplets=100, num_triplets=256, seed=5, tau=0.1, anneal_factor=0.5, c=1.0)
     torch.testing.assert_close(a(x, s), b(x, s))
     a.anneal()
     state = a.state_dict()
-    c = HypHCLoss(max_all_triplets=100, num_triplets=256, seed=99, tau=0.1)
+    c = HypHCLoss(max_all_triplets=100, num_triplets=256, seed=99, tau=0.1, c=1.0)
     c.load_state_dict(state)
     assert c.tau == pytest.approx(0.05)
     torch.testing.assert_close(c(x, s), a(x, s))  # same generator state → same triplets
 
 
 def test_temperature_annealing():
-    loss = HypHCLoss(tau=0.1, anneal_factor=0.5, anneal_every=2, min_tau=0.02)
+    loss = HypHCLoss(tau=0.1, anneal_factor=0.5, anneal_every=2, min_tau=0.02, c=1.0)
     assert loss.anneal() == pytest.approx(0.05)
     assert loss.anneal(0.5) == pytest.approx(0.025)
     assert loss.anneal() == pytest.approx(0.02)  # floor
     for epoch, tau in [(0, 0.1), (1, 0.1), (2, 0.05), (3, 0.05), (4, 0.025), (6, 0.02), (100, 0.02)]:
         loss.set_epoch(epoch)
         assert loss.tau == pytest.approx(tau), epoch
-    sched = HypHCLoss(tau=0.1, tau_schedule=lambda e: 0.1 / (1 + e))
+    sched = HypHCLoss(tau=0.1, tau_schedule=lambda e: 0.1 / (1 + e), c=1.0)
     sched.set_epoch(4)
     assert sched.tau == pytest.approx(0.02)
     # The temperature in use is the annealed one.
@@ -95,8 +95,8 @@ def test_temperature_annealing():
     i, j, k = t.unbind(1)
     ts = torch.stack([s[i, j], s[i, k], s[j, k]], 1)
     loss.set_epoch(2)
-    torch.testing.assert_close(loss(x, s), hyphc_triplet_loss(x, t, ts, tau=0.05).mean())
-    assert not torch.allclose(loss(x, s), hyphc_triplet_loss(x, t, ts, tau=0.1).mean())
+    torch.testing.assert_close(loss(x, s), hyphc_triplet_loss(x, t, ts, loss.c, tau=0.05).mean())
+    assert not torch.allclose(loss(x, s), hyphc_triplet_loss(x, t, ts, loss.c, tau=0.1).mean())
 
 
 def test_similarity_from_features_matches_hyphc_load_data():
@@ -115,14 +115,14 @@ def test_similarity_from_features_matches_hyphc_load_data():
 def test_gradients_flow_and_dtypes():
     x, s = points_and_sims(12)
     x32 = x.float().requires_grad_()
-    out = HypHCLoss()(x32, s)  # float64 sims are cast to the points' dtype
+    out = HypHCLoss(c=1.0)(x32, s)  # float64 sims are cast to the points' dtype
     assert out.dtype == torch.float32 and out.dim() == 0
     out.backward()
     assert x32.grad.abs().sum() > 0
 
 
 def test_input_validation():
-    loss = HypHCLoss()
+    loss = HypHCLoss(c=1.0)
     x, s = points_and_sims(5)
     with pytest.raises(ValueError, match="at least 3"):
         loss(x[:2], s[:2, :2])
@@ -141,7 +141,7 @@ def test_input_validation():
     with pytest.raises(ValueError):
         loss(x * 10, s)  # outside the ball
     with pytest.raises(ValueError):
-        HypHCLoss(tau=0)
+        HypHCLoss(tau=0, c=1.0)
     with pytest.raises(ValueError):
         HypHCLoss(c=-1)
 

@@ -150,15 +150,15 @@ def tight_clusters_near_boundary(radius, offset, c=1.0, clusters=5, size=80, see
 
 @pytest.mark.parametrize("radius, offset", [(0.9, 1e-5), (0.999, 1e-5), (0.99999, 1e-7), (0.5, 1e-2)])
 def test_poincare_neighbours_exact_near_the_boundary(radius, offset, monkeypatch):
-    import hyperdml.metrics.knn as knn_module
+    import hyperdml.spaces.poincare_search as knn_module
 
     calls = []
-    fallback = knn_module._exact_poincare
+    fallback = knn_module._exact_search
     def spy(q, *args, **kwargs):
         calls.append(len(q))
         return fallback(q, *args, **kwargs)
 
-    monkeypatch.setattr(knn_module, "_exact_poincare", spy)
+    monkeypatch.setattr(knn_module, "_exact_search", spy)
     x = tight_clusters_near_boundary(radius, offset)
     ours = knn_search(x.numpy(), x.numpy(), 10, metric="poincare", c=1.0, exclude_self=True)
     assert np.array_equal(ours, long_double_hyperbolic_knn(x, 10, 1.0))
@@ -169,10 +169,10 @@ def test_poincare_neighbours_exact_near_the_boundary(radius, offset, monkeypatch
 
 
 def test_clipped_embeddings_never_need_the_fallback(monkeypatch):
-    import hyperdml.metrics.knn as knn_module
+    import hyperdml.spaces.poincare_search as knn_module
     from hyperdml.spaces import PoincareSpace
 
-    monkeypatch.setattr(knn_module, "_exact_poincare", lambda *a, **kw: pytest.fail("fallback used"))
+    monkeypatch.setattr(knn_module, "_exact_search", lambda *a, **kw: pytest.fail("fallback used"))
     z = PoincareSpace(c=0.1, clip_r=2.3).to_space(torch.randn(500, 16, generator=torch.Generator().manual_seed(1)) * 3)
     ours = knn_search(z.double().numpy(), z.double().numpy(), 8, metric="poincare", c=0.1, exclude_self=True)
     assert np.array_equal(ours, brute_force_hyperbolic_knn(z.double(), 8, 0.1))

@@ -46,14 +46,14 @@ def test_small_cnn_is_batch_independent(one_thread):
 def test_hyperbolic_head_is_a_tangent_vector_mapped_by_the_space(one_thread):
     """The model does not clip: large outputs stay large; PoincareSpace.to_space puts them in the ball."""
     torch.manual_seed(0)
-    model = build_model("small_cnn", embedding_size=4, head="hyperbolic", c=0.5, clip_r=1.0)
+    model = build_model("small_cnn", embedding_size=4, head="hyperbolic", spaces={"hyperbolic": PoincareSpace(0.5, 1.0)})
     with torch.no_grad():
         model.heads["hyperbolic"].weight.mul_(1000.0)
     z = model(torch.randn(4, 3, 8, 8))["hyperbolic"]
     assert z.norm(dim=1).max() > 1.0 / 0.5**0.5  # outside the ball of c = 0.5 as a raw vector
     x = PoincareSpace(c=0.5, clip_r=1.0).to_space(z)
     assert (x.norm(dim=1) < 1.0 / 0.5**0.5).all()
-    assert model.c == 0.5 and model.clip_r == 1.0
+    assert model.spaces["hyperbolic"] == PoincareSpace(c=0.5, clip_r=1.0)
 
 
 @pytest.mark.parametrize("arch, features", [("resnet18", 512), ("resnet50", 2048)])

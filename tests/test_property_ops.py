@@ -315,3 +315,93 @@ def test_hyphc_permutation_invariance(dtype, c, p, d):
     # (a, e = b − a) and (b, −e) round differently: ~√eps near collinear pairs
     tol = 1e-4 if dtype == torch.float32 else 1e-6
     torch.testing.assert_close(swapped, base, rtol=tol, atol=tol)
+
+
+# -- second derivatives (create_graph) ------------------------------------------------------
+
+
+@st.composite
+def second_order_cdist_case(draw):
+    c = draw(st.sampled_from(CURVATURES))
+    b, n, d = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    x = draw(ball_rows(b, d, c, torch.float64, min_gap=1e-4))
+    y = draw(ball_rows(n, d, c, torch.float64, min_gap=1e-4))
+    # the distance is not twice differentiable at x == y: keep pairs apart
+    hypothesis.assume(bool(((x[:, None] - y[None]).norm(dim=-1) > 1e-3 / math.sqrt(c)).all()))
+    return c, x, y
+
+
+def check_cdist_second_order(case):
+    """A gradient penalty's gradient, through the op and through the float64 reference."""
+    c, x0, y0 = case
+    w = torch.randn(x0.shape[0], y0.shape[0], generator=torch.Generator().manual_seed(x0.numel()), dtype=torch.float64)
+
+    def penalty_grads(dist_fn):
+        """Per term of the penalty, its gradient wrt (x, y)."""
+        x, y = x0.clone().requires_grad_(True), y0.clone().requires_grad_(True)
+        gx, gy = torch.autograd.grad((dist_fn(x, y, c) * w).sum(), (x, y), create_graph=True)
+        terms = (gx.pow(2).sum(), gy.pow(2).sum(), gx.sum())
+        return (gx, gy), [torch.autograd.grad(term, (x, y), retain_graph=True, allow_unused=True) for term in terms]
+
+    got, want = penalty_grads(poincare_cdist), penalty_grads(safe_reference)
+    assert_penalties_close(got[1], want[1], c, max(float(g.detach().abs().max()) for g in want[0]))
+
+
+def assert_penalties_close(got_terms, want_terms, c, first_scale):
+    """The summed penalty gradients agree to 1e-6 of the size of their terms (which may cancel),
+    above a rounding floor of the second derivatives: 1e-10 · first_scale² · √c, first_scale the
+    size of the first derivatives before any cancellation (a Hessian entry is about
+    |gradient| / length, the length scale of the ball being 1/√c)."""
+    floor = 1e-10 * first_scale**2 * math.sqrt(c)
+    for k in range(len(want_terms[0])):
+        parts = [(g[k], w[k]) for g, w in zip(got_terms, want_terms) if w[k] is not None]
+        got_sum = sum(g for g, _ in parts)
+        want_sum = sum(w for _, w in parts)
+        scale = sum(float(w.abs().max()) for _, w in parts)
+        assert torch.isfinite(got_sum).all()
+        torch.testing.assert_close(got_sum, want_sum, rtol=1e-6, atol=1e-6 * scale + floor)
+
+
+test_poincare_cdist_second_order, test_poincare_cdist_second_order_ci = quick_and_ci(
+    second_order_cdist_case(), check_cdist_second_order, max_examples=300
+)
+
+
+@st.composite
+def second_order_hyphc_case(draw):
+    c = draw(st.sampled_from(CURVATURES))
+    tau = draw(st.sampled_from((0.05, 0.3, 1.0)))
+    p, d, t = draw(st.integers(1, 6)), draw(st.integers(1, 5)), draw(st.integers(1, 10))
+    points = draw(ball_rows(p, d, c, torch.float64, min_gap=1e-4))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    triplets = torch.randint(0, p, (t, 3), generator=g)
+    sims = torch.rand(t, 3, generator=g, dtype=torch.float64)
+    return c, tau, points, triplets, sims
+
+
+def check_hyphc_second_order(case):
+    c, tau, points0, triplets, sims0 = case
+    # nearly collinear pairs sit next to the depth's square-root kink: weight them out
+    ok = torch.ones(triplets.shape[0], dtype=torch.bool)
+    for aa, ae, ee, _, _ in _pair_terms(points0, triplets, c):
+        ok &= (ee == 0) | (aa == 0) | (aa * ee - ae * ae > 1e-4 * aa * ee)
+    w = torch.rand(triplets.shape[0], generator=torch.Generator().manual_seed(3), dtype=torch.float64) * ok
+
+    def penalty_grads(loss_fn):
+        points, sims = points0.clone().requires_grad_(True), sims0.clone().requires_grad_(True)
+        gp, gs = torch.autograd.grad((loss_fn(points, triplets, sims, c, tau) * w).sum(), (points, sims), create_graph=True)
+        terms = (gp.pow(2).sum(), (gs * sims).sum())
+        return (gp, gs), [torch.autograd.grad(term, (points, sims), retain_graph=True, allow_unused=True) for term in terms]
+
+    got, want = penalty_grads(hyphc_triplet_loss), penalty_grads(hyphc_triplet_loss_reference)
+    # size of the point gradients before the softmax weights cancel them: Σ|s|/τ · |∇ Σ depths|
+    z = points0.clone().requires_grad_(True)
+    depths = sum(hyp_lca_depth_reference(z[triplets[:, i]], z[triplets[:, j]], c) for i, j in ((0, 1), (0, 2), (1, 2)))
+    (depth_grad,) = torch.autograd.grad((depths * w).sum(), z)
+    first_scale = float(sims0.abs().sum(1).max()) / tau * float(depth_grad.abs().max()) + float(want[0][1].detach().abs().max())
+    assert_penalties_close(got[1], want[1], c, first_scale)
+
+
+test_hyphc_second_order, test_hyphc_second_order_ci = quick_and_ci(
+    second_order_hyphc_case(), check_hyphc_second_order, max_examples=300
+)

@@ -6,7 +6,6 @@ and the proxies (and points) stay strictly inside the ball.
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -35,10 +34,9 @@ def assert_inside(points: torch.Tensor, what: str, step: int) -> None:
     assert math.sqrt(C) * norm < 1, f"{what} left the ball at step {step}: norm {norm} >= 1/sqrt(c)"
 
 
-def run(loss_fn, params_to_check, optimizer, autocast: bool, seconds: float = 60.0) -> None:
+def run(loss_fn, params_to_check, optimizer, autocast: bool) -> None:
     """``STEPS`` steps of ``loss_fn(step)``; checks every loss, and the points every 50 steps."""
     initial = [p.detach().clone() for _, p in params_to_check()]
-    start = time.perf_counter()
     for step in range(STEPS):
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -50,10 +48,8 @@ def run(loss_fn, params_to_check, optimizer, autocast: bool, seconds: float = 60
         if step % 50 == 0 or step == STEPS - 1:
             for what, p in params_to_check():
                 assert_inside(p, what, step)
-    elapsed = time.perf_counter() - start
     for (what, p), p0 in zip(params_to_check(), initial):  # the steps did move them (not a no-op)
         assert float((p.detach() - p0).abs().max()) > 1e-3, f"{what} never moved"
-    assert elapsed < seconds, f"{STEPS} steps took {elapsed:.0f} s"
 
 
 @pytest.mark.parametrize("autocast", [False, True], ids=["float32", "autocast-bf16"])

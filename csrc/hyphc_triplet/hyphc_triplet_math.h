@@ -124,10 +124,13 @@ HYPERDML_HD void triplet_dot_sums(const T* zi, const T* zj, const T* zk, int64_t
 template <bool kGrad, typename V>
 HYPERDML_HD V triplet_loss(const V delta[3], const V s[3], V inv_tau, V dl_ddelta[3], V dl_ds[3]) {
   using L = Lanes<V>;
-  const V zmax = L::max(delta[0], L::max(delta[1], delta[2])) * inv_tau;
+  // Shift before scaling: (delta - max) / tau is exactly 0 for the largest depth and <= 0 for the
+  // others whatever tau, so the sum lies in [1, 3]. (delta / tau - max / tau, contracted to an
+  // FMA, leaves the rounding error of max / tau, thousands at tau = 1e-20, and exp overflows.)
+  const V dmax = L::max(delta[0], L::max(delta[1], delta[2]));
   V p[3], z(0.0);
   for (int m = 0; m < 3; ++m) {
-    p[m] = L::exp(delta[m] * inv_tau - zmax);
+    p[m] = L::exp((delta[m] - dmax) * inv_tau);
     z = z + p[m];
   }
   const V inv_z = V(1.0) / z;

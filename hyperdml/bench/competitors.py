@@ -36,7 +36,7 @@ from hyperdml.ops.reference import hyphc_triplet_loss_reference
 __all__ = ["Competitor", "COMPETITORS", "poincare_cdist_plain", "poincare_cdist_geoopt", "compiled", "forward_fn"]
 
 
-def poincare_cdist_plain(x: torch.Tensor, y: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+def poincare_cdist_plain(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
     """Poincaré distances ``(B, N)`` from ``x (B, D)``, ``y (N, D)`` with one matmul + elementwise ops.
 
     ``‖x−y‖² = ‖x‖² + ‖y‖² − 2 x·y`` from one ``addmm`` (clamped at 0), then
@@ -51,7 +51,7 @@ def poincare_cdist_plain(x: torch.Tensor, y: torch.Tensor, c: float = 1.0) -> to
     return torch.acosh(1 + u) / c**0.5
 
 
-def poincare_cdist_geoopt(x: torch.Tensor, y: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+def poincare_cdist_geoopt(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
     """``geoopt.PoincareBall(c).dist`` between all rows of ``x (B, D)`` and ``y (N, D)`` → ``(B, N)``.
 
     Broadcasts to ``(B, N, D)`` (Möbius addition per pair), as geoopt users do.

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Options not given on the command line are left out of the namespace (``SUPPRESS``), so that
     ``--resume`` can tell the options a user changed from the checkpoint's.
     """
-    from hyperdml.train.config import DATASETS, DEFAULTS
+    from hyperdml.train.config import ARCHS, DATASETS, DEFAULTS
+    from hyperdml.train.recipes import recipe_names
 
     def add(*flags, key=None, help="", **kw):
         key = key or flags[0].lstrip("-").replace("-", "_")
@@ -44,12 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--label-noise", type=float, metavar="RATE", help="symmetric noise rate on the training labels")
     add("--workers", type=int, help="DataLoader worker processes")
     model = parser.add_argument_group("model")
-    add("--arch", choices=("auto", "small_cnn", "resnet18", "resnet50"),
-        help="backbone (auto: small_cnn for synthetic/digits, resnet50 otherwise)")
+    add("--arch", choices=("auto", *ARCHS),
+        help="backbone (auto: small_cnn for synthetic/digits, resnet50 otherwise; the ViTs need hyperdml[vit])")
+    add("--recipe", choices=recipe_names(), help="published recipe filling the options not given (docs/training.md)")
     add("--weights", metavar="FILE", help="local file of pretrained backbone weights (nothing downloads)")
     add("--head", choices=("auto", "euclidean", "hyperbolic", "dual"), help="embedding head(s) (auto: from the loss)")
     add("--embedding-size", type=int, metavar="D", help="Euclidean head size")
     add("--hyperbolic-size", type=_none_or(int), metavar="D", help="hyperbolic head size (None: --embedding-size)")
+    add("--hyperbolic-head", choices=("linear", "normalized"),
+        help="hyperbolic head: linear (tangent vectors, clipped and mapped by the loss) or normalized "
+             "(LayerNorm -> Linear -> clip -> expmap0, outputs ball points)")
     add("--c", type=float, help="curvature of the Poincaré ball")
     add("--clip-r", type=_none_or(float), help="feature clipping radius before expmap0 (none: off)")
     loss = parser.add_argument_group("loss")

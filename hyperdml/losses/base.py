@@ -8,19 +8,26 @@ validates the inputs, runs both stages and adds :meth:`ProxyLoss.regularizer`
 (:meth:`ProxyLoss.compute` does the same without the checks). Wrappers (Calibrate
 Proxy, HPL) plug into that seam: they may add to the stage-1 similarity, or run stage 2 again on
 another similarity matrix (any number of columns).
+
+The call convention is pytorch-metric-learning's: ``loss(embeddings, labels, indices_tuple=None,
+ref_emb=None, ref_labels=None)``, PML's constructor keywords where they have a meaning here
+(:mod:`hyperdml.losses.pml_compat`) and :meth:`ProxyLoss.get_logits`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import torch
 from torch import nn
 
+from hyperdml.losses.pml_compat import PMLOptions, miner_weights
+from hyperdml.losses.proxy_set import ProxySet
 from hyperdml.spaces import EuclideanSpace, Space
 
-__all__ = ["ProxyLoss", "check_inputs", "check_number"]
+__all__ = ["ProxyLoss", "check_embeddings", "check_inputs", "check_number"]
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -39,19 +46,15 @@ def check_number(name: str, value, *, positive: bool = False, nonnegative: bool 
     return value
 
 
-def check_inputs(
-    embeddings, labels, embedding_size: int, num_classes: int, check_values: bool = True, name: str = "embeddings"
-) -> torch.Tensor:
-    """Validate ``embeddings (B, embedding_size)`` and ``labels (B,)``; return the labels as int64.
+def check_embeddings(embeddings, embedding_size: int, check_values: bool = True, name: str = "embeddings",
+                     space: Space | None = None) -> None:
+    """Validate ``embeddings (B, embedding_size)``: a floating, non-empty 2-D tensor and, with
+    ``check_values``, finite and accepted by ``space`` (:meth:`~hyperdml.spaces.Space.check_inputs`).
 
-    Raises ``TypeError`` (not a tensor, non-floating embeddings, non-integer labels) or
-    ``ValueError`` (shapes, empty batch, and with ``check_values``: NaN/Inf embeddings,
-    labels outside ``[0, num_classes)``) with a message naming the problem.
+    Raises ``TypeError`` or ``ValueError`` with a message naming the problem.
     """
     if not isinstance(embeddings, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(embeddings).__name__}")
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
     if embeddings.dim() != 2:
         raise ValueError(f"{name} must have shape (batch, {embedding_size}), got {tuple(embeddings.shape)}")
     if not embeddings.is_floating_point():
@@ -62,6 +65,27 @@ def check_inputs(
         raise ValueError(
             f"{name} has dimension {embeddings.shape[1]} but the loss was built with embedding_size={embedding_size}"
         )
+    if check_values:
+        (space or EuclideanSpace()).check_inputs(embeddings, name)
+
+
+def check_inputs(
+    embeddings, labels, embedding_size: int, num_classes: int, check_values: bool = True, name: str = "embeddings",
+    space: Space | None = None,
+) -> torch.Tensor:
+    """Validate ``embeddings (B, embedding_size)`` and ``labels (B,)``; return the labels as int64.
+
+    Raises ``TypeError`` (not a tensor, non-floating embeddings, non-integer labels) or
+    ``ValueError`` (shapes, empty batch, and with ``check_values``: NaN/Inf embeddings,
+    embeddings the ``space`` cannot take (:meth:`~hyperdml.spaces.Space.check_inputs`, e.g. points
+    outside the ball for ``PoincareSpace(inputs="ball")``), labels outside ``[0, num_classes)``)
+    with a message naming the problem.
+    """
+    check_embeddings(embeddings, embedding_size, False, name)
+    if labels is None:
+        raise ValueError("labels are required: a proxy loss compares each embedding with its class's proxies")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
         raise TypeError(f"labels must be an integer tensor (class indices), got {labels.dtype}")
     if labels.dim() != 1:
@@ -70,8 +94,7 @@ def check_inputs(
         raise ValueError(f"{name} has {embeddings.shape[0]} rows but labels has {labels.shape[0]}")
     labels = labels.to(embeddings.device)  # as PML: labels may come straight from a CPU loader
     if check_values:
-        if not bool(torch.isfinite(embeddings).all()):
-            raise ValueError(f"{name} contains NaN or Inf")
+        (space or EuclideanSpace()).check_inputs(embeddings, name)
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"labels must lie in [0, {num_classes}), got min {lo}, max {hi}")
@@ -90,6 +113,23 @@ class ProxyLoss(nn.Module):
         space: :class:`~hyperdml.spaces.EuclideanSpace` (default) or
             :class:`~hyperdml.spaces.PoincareSpace`.
 
+    pytorch-metric-learning's keywords (keyword-only; each with PML's meaning, anything else is a
+    one-line ``ValueError`` saying it has no meaning here):
+        distance: PML's default distance of the loss of the same name (``CosineSimilarity()``;
+            ``LpDistance(power=2)`` for ProxyNCA) stands for ``space=EuclideanSpace()``; any
+            other distance is refused (the geometry is ``space=``).
+        reducer: PML's default reducer of the loss (``DivisorReducer()`` for ProxyAnchor,
+            ``MeanReducer()`` otherwise); ProxyAnchor also takes ``MeanReducer()`` (both terms
+            divided by ``C``, as PML). Other reducers are refused.
+        weight_init_func: PML's proxy initialiser (e.g. ``c_f.TorchInitWrapper(torch.nn.init.normal_)``),
+            applied to the proxy tensor as PML does (to SoftTriple's ``(D, C·K)`` ``fc``);
+            ``EuclideanSpace`` only (other spaces initialise points of their own).
+        weight_regularizer, weight_reg_weight: ``weight_reg_weight · weight_regularizer(proxies)``
+            is added (the proxy parameter ``(C·K, D)``, PML's ``proxies`` / ``fc.t()``).
+        embedding_regularizer, embedding_reg_weight: ``embedding_reg_weight ·
+            embedding_regularizer(embeddings)`` is added on every call.
+        collect_stats: ``False``/``None`` only (no PML statistics are recorded).
+
     Attributes:
         proxies: the proxy parameter ``(C·K, D)`` (a ``geoopt.ManifoldParameter`` in the ball for
             ``PoincareSpace``; for ``proxy_param="tangent"`` the tangent vectors, see
@@ -100,29 +140,79 @@ class ProxyLoss(nn.Module):
     """
 
     proxy_temperature: float = 1.0
+    #: ``forward`` warns (once per loss) when more than this fraction of a batch is saturated
+    #: (:meth:`~hyperdml.spaces.Space.saturation`: on the clipping sphere of a hyperbolic space).
+    saturation_warning: float = 0.5
+    #: PML's default distance of the loss of the same name (``"cosine"`` or ``"squared_l2"``).
+    pml_distance: str = "cosine"
+    #: the PML reducers the loss reproduces, its default first.
+    pml_reducers: tuple[str, ...] = ("MeanReducer",)
+    #: whether a miner's ``indices_tuple`` weights samples by their anchor appearances only (PML's ProxyNCA).
+    miner_anchors_only: bool = False
+    #: whether PML initialises the proxies as a ``(D, C·K)`` tensor (SoftTriple's ``fc``).
+    pml_transposed_weights: bool = False
 
-    def __init__(self, num_classes: int, embedding_size: int, proxies_per_class: int = 1, space: Space | None = None):
+    def __init__(self, num_classes: int, embedding_size: int, proxies_per_class: int = 1, space: Space | None = None,
+                 *, reducer=None, distance=None, weight_init_func=None, weight_regularizer=None,
+                 weight_reg_weight: float = 1.0, embedding_regularizer=None, embedding_reg_weight: float = 1.0,
+                 collect_stats: bool | None = None):
         super().__init__()
         sizes = {"num_classes": num_classes, "embedding_size": embedding_size, "proxies_per_class": proxies_per_class}
         for name, value in sizes.items():
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         num_classes, embedding_size, proxies_per_class = int(num_classes), int(embedding_size), int(proxies_per_class)
-        space = EuclideanSpace() if space is None else space
-        if not isinstance(space, Space):
+        if space is not None and not isinstance(space, Space):
             raise TypeError(
                 f"space must be a hyperdml.spaces.Space (EuclideanSpace, PoincareSpace), got {type(space).__name__}"
             )
+        pml = PMLOptions.parse(
+            type(self).__name__, space, pml_distance=self.pml_distance, pml_reducers=self.pml_reducers,
+            reducer=reducer, distance=distance, weight_init_func=weight_init_func,
+            weight_regularizer=weight_regularizer, weight_reg_weight=weight_reg_weight,
+            embedding_regularizer=embedding_regularizer, embedding_reg_weight=embedding_reg_weight,
+            collect_stats=collect_stats,
+        )
+        space = pml.space
         self.num_classes, self.embedding_size, self.proxies_per_class = num_classes, embedding_size, proxies_per_class
         self.space = space
-        self.proxies = space.init_proxies(num_classes * proxies_per_class, embedding_size)
+        num_proxies = num_classes * proxies_per_class
+        if pml.weight_init_func is None:
+            self.proxies = space.init_proxies(num_proxies, embedding_size)
+        else:  # as PML: the initialiser on a fresh tensor (SoftTriple's fc is (D, C·K))
+            shape = (embedding_size, num_proxies) if self.pml_transposed_weights else (num_proxies, embedding_size)
+            weight = torch.empty(shape)
+            with torch.no_grad():
+                pml.weight_init_func(weight)
+            self.proxies = nn.Parameter((weight.t() if self.pml_transposed_weights else weight).contiguous())
+        #: name of the PML reduction this loss reproduces (see ``pml_reducers``)
+        self.reducer_name = pml.reducer
+        self.weight_regularizer, self.weight_reg_weight = pml.weight_regularizer, pml.weight_reg_weight
+        self.embedding_regularizer, self.embedding_reg_weight = pml.embedding_regularizer, pml.embedding_reg_weight
         self.check_values = True
+        #: named terms of the last call, detached, for logging (empty: the loss has one term)
+        self.parts: dict[str, torch.Tensor] = {}
+        self._warned_saturation = False
 
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, embedding_size={self.embedding_size}, "
             f"proxies_per_class={self.proxies_per_class}, space={self.space!r}"
         )
+
+    # -- the loss protocol (shared with CHEST and the wrappers) ---------------------------------
+
+    @property
+    def input_spaces(self) -> tuple[Space, ...]:
+        """The space of each embedding argument of ``forward``, in call order: ``(space,)``."""
+        return (self.space,)
+
+    def proxy_sets(self) -> dict[str, ProxySet]:
+        """The class proxies this loss holds: ``{space.label: ProxySet}``."""
+        return {self.space.label: ProxySet.of(self.space, self.proxy_points(), self.num_classes, self.proxies_per_class)}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the loss the (0-based) epoch; a no-op unless a subclass depends on the epoch."""
 
     # -- stage 1 -------------------------------------------------------------------------------
 
@@ -131,8 +221,9 @@ class ProxyLoss(nn.Module):
         return self.space.proxy_points(self.proxies)
 
     def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Head outputs ``(B, D)`` → embeddings in the space ``(B, D)`` (``space.to_space``)."""
-        return self.space.to_space(embeddings)
+        """Head outputs ``(B, D)`` → embeddings in the space ``(B, D)`` (``space.to_space``, unchecked:
+        :meth:`check_inputs` checks)."""
+        return self.space.to_space(embeddings, check=False)
 
     def combine_proxies(self, sim: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Per-proxy similarity ``(B, C·K)`` → class similarity ``(B, C)``.
@@ -155,28 +246,69 @@ class ProxyLoss(nn.Module):
 
     # -- stage 2 -------------------------------------------------------------------------------
 
-    def loss_from_similarity(self, sim: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss_from_similarity(self, sim: torch.Tensor, labels: torch.Tensor,
+                             weights: torch.Tensor | None = None) -> torch.Tensor:
         """Stage 2: class similarity ``(B, N)`` and int64 labels ``(B,)`` in ``[0, N)`` → scalar.
 
         ``N`` is the number of columns of ``sim`` (``num_classes`` here; a wrapper may pass another
-        level's similarity).
+        level's similarity). ``weights (B,)``: per-sample miner weights in ``[0, 1]``
+        (:meth:`miner_weights`; ``None``: every sample weighs 1), used as PML's loss of the same
+        name uses them.
         """
         raise NotImplementedError
 
     def regularizer(self) -> torch.Tensor | None:
-        """A term on the proxies alone, added by ``forward``; ``None`` when there is none."""
-        return None
+        """A term on the proxies alone, added by ``forward``; ``None`` when there is none.
+
+        Here: PML's ``weight_reg_weight · weight_regularizer(proxies)`` when one was given.
+        """
+        if self.weight_regularizer is None:
+            return None
+        return self.weight_reg_weight * self.weight_regularizer(self.proxies)
+
+    def embedding_regularization(self, embeddings: torch.Tensor) -> torch.Tensor | None:
+        """PML's ``embedding_reg_weight · embedding_regularizer(embeddings)`` (``None`` without one);
+        ``forward`` and the wrappers add it."""
+        if self.embedding_regularizer is None:
+            return None
+        return self.embedding_reg_weight * self.embedding_regularizer(embeddings)
+
+    def miner_weights(self, indices_tuple, batch_size: int, dtype: torch.dtype,
+                      device: torch.device) -> torch.Tensor | None:
+        """Per-sample weights ``(B,)`` from a miner's ``indices_tuple`` (PML's ``convert_to_weights``;
+        anchors only for ProxyNCA), or ``None`` without one (see
+        :func:`hyperdml.losses.pml_compat.miner_weights`)."""
+        return miner_weights(indices_tuple, batch_size, dtype, device, anchors_only=self.miner_anchors_only)
 
     # -- forward -------------------------------------------------------------------------------
 
-    def check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor, name: str = "embeddings") -> torch.Tensor:
         """Validate the inputs (see :func:`check_inputs`) and, with ``check_values``, that the
-        proxies are finite (a diverged optimiser step is named, not turned into a NaN loss);
-        returns the labels as int64."""
-        labels = check_inputs(embeddings, labels, self.embedding_size, self.num_classes, self.check_values)
+        proxies are finite (a diverged optimiser step is named, not turned into a NaN loss) and
+        whether the batch is saturated (one warning per loss); returns the labels as int64."""
+        labels = check_inputs(embeddings, labels, self.embedding_size, self.num_classes, self.check_values, name,
+                              self.space)
         if self.check_values:
             self.check_proxies()
+            if not self._warned_saturation:
+                self.warn_if_saturated(embeddings, name)
         return labels
+
+    def warn_if_saturated(self, embeddings: torch.Tensor, name: str = "embeddings") -> bool:
+        """Warn (a ``UserWarning``) when most of ``embeddings`` is saturated in the space; returns whether
+        it warned. ``forward`` calls it until it has warned once."""
+        frac = self.space.saturation(embeddings)
+        if frac is None or frac <= self.saturation_warning:
+            return False
+        self._warned_saturation = True
+        warnings.warn(
+            f"{type(self).__name__}: {frac:.0%} of the {name} lie on the clipping sphere of {self.space!r}: "
+            "their norms, and so their depths in the ball, no longer differ and the loss only sees "
+            "directions (training stalls). Normalise the head's features (hyperdml.models.HyperbolicHead "
+            "does), lower the head's learning rate, or raise clip_r.",
+            stacklevel=3,
+        )
+        return True
 
     def check_proxies(self) -> None:
         """Raise ``ValueError`` if the proxy parameter holds NaN or Inf (one host sync)."""
@@ -186,12 +318,45 @@ class ProxyLoss(nn.Module):
                 "lower the proxy learning rate or restore a checkpoint)"
             )
 
-    def compute(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """``forward`` without the input checks (``labels`` int64 on the embeddings' device)."""
-        loss = self.loss_from_similarity(self.class_similarity(embeddings), labels)
-        reg = self.regularizer()
-        return loss if reg is None else loss + reg
+    def compute(self, embeddings: torch.Tensor, labels: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward`` without the input checks (``labels`` int64 on the embeddings' device,
+        ``weights`` the miner weights or None)."""
+        sim = self.class_similarity(embeddings)
+        loss = self.loss_from_similarity(sim, labels, weights)
+        terms = {"loss": loss}
+        for name, term in (("regularizer", self.regularizer()),
+                           ("embedding_regularizer", self.embedding_regularization(embeddings))):
+            if term is not None:
+                terms[name] = term
+                loss = loss + term
+        if self.weight_regularizer is not None or self.embedding_regularizer is not None:
+            self.parts = {k: torch.as_tensor(v).detach() for k, v in terms.items()}
+        return loss
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """``embeddings (B, D)`` head outputs, ``labels (B,)`` integer classes → scalar loss."""
-        return self.compute(embeddings, self.check_inputs(embeddings, labels))
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple=None,
+                ref_emb=None, ref_labels=None) -> torch.Tensor:
+        """``embeddings (B, D)`` head outputs, ``labels (B,)`` integer classes → scalar loss.
+
+        PML's call: ``indices_tuple`` (a miner's output, 3 or 4 index tensors) weights the
+        samples as PML's loss of the same name does (:meth:`miner_weights`). ``ref_emb`` /
+        ``ref_labels`` have no meaning for a proxy loss (the reference set is the proxies; PML's
+        proxy losses refuse them too): ``ValueError``.
+        """
+        if ref_emb is not None or ref_labels is not None:
+            raise ValueError(f"{type(self).__name__}: ref_emb/ref_labels have no meaning for a proxy loss "
+                             "(embeddings are compared with the proxies)")
+        labels = self.check_inputs(embeddings, labels)
+        weights = self.miner_weights(indices_tuple, embeddings.shape[0], self._weight_dtype(embeddings),
+                                     embeddings.device)
+        return self.compute(embeddings, labels, weights)
+
+    @staticmethod
+    def _weight_dtype(embeddings: torch.Tensor) -> torch.dtype:
+        return torch.float32 if embeddings.dtype in _HALF else embeddings.dtype
+
+    def get_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """PML's ``get_logits``: head outputs ``(B, D)`` → ``(B, C)``, the class similarity (stage 1:
+        PML's cosine to the proxies in ``EuclideanSpace``); ProxyNCA returns PML's distances instead."""
+        check_embeddings(embeddings, self.embedding_size, self.check_values, "embeddings", self.space)
+        return self.class_similarity(embeddings)

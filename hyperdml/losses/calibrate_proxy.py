@@ -15,109 +15,12 @@ import math
 import numbers
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from hyperdml import distributed
 from hyperdml.losses.base import ProxyLoss
-from hyperdml.spaces import EuclideanSpace, PoincareSpace
+from hyperdml.losses.wrappers import ProxyLossWrapper
 
-__all__ = ["CalibrateProxy", "ProxyLossWrapper", "poincare_sq_dist_batched"]
-
-
-def _check_wrappable(base, wrapper: str) -> None:
-    """Raise ``TypeError`` unless ``base`` is a :class:`ProxyLoss` with a ``proxies`` tensor."""
-    if not isinstance(base, ProxyLoss) or not isinstance(getattr(base, "proxies", None), torch.Tensor):
-        hint = ""
-        if type(base).__name__ == "CHEST":
-            hint = " (CHEST holds two SoftTriples: wrap loss.euclidean / loss.hyperbolic, or build your own)"
-        raise TypeError(
-            f"{wrapper} wraps a proxy loss (a hyperdml.losses.ProxyLoss with .proxies, e.g. ProxyAnchor, "
-            f"ProxyNCA, SoftTriple), got {type(base).__name__}{hint}"
-        )
-
-
-def _is_cosine(space) -> bool:
-    """True for :class:`EuclideanSpace` with its own cosine similarity (linear in the queued unit vectors)."""
-    return isinstance(space, EuclideanSpace) and type(space).similarity is EuclideanSpace.similarity
-
-
-def poincare_sq_dist_batched(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
-    """Squared geodesic distances in the ball, batched: ``x (G, K, D)``, ``y (G, M, D)`` → ``(G, K, M)``.
-
-    ``d_c(x, y) = (2/√c)·artanh(√c·‖(−x)⊕y‖)`` with
-    ``‖(−x)⊕y‖² = ‖x−y‖² / (1 − 2c⟨x,y⟩ + c²‖x‖²‖y‖²)``, inner products by one batched GEMM (no
-    ``(G, K, M, D)`` tensor). Differentiable in both; the gradient at ``x == y`` is 0 (that of d²).
-    """
-    dtype = torch.promote_types(x.dtype, y.dtype)
-    x, y = x.to(dtype), y.to(dtype)
-    xx = x.pow(2).sum(-1).unsqueeze(-1)  # (G, K, 1)
-    yy = y.pow(2).sum(-1).unsqueeze(-2)  # (G, 1, M)
-    xy = torch.einsum("gkd,gmd->gkm", x, y)
-    diff2 = (xx + yy - 2 * xy).clamp_min(0)
-    denom = (1 - 2 * c * xy + c * c * xx * yy).clamp_min(torch.finfo(x.dtype).tiny)
-    eps = 4 * torch.finfo(x.dtype).eps
-    t = torch.sqrt((c * diff2 / denom).clamp_min(torch.finfo(x.dtype).tiny)).clamp_max(1 - eps)
-    return (4.0 / c) * torch.atanh(t).pow(2)
-
-
-class ProxyLossWrapper(nn.Module):
-    """Common part of the wrappers (CP, HPL): holds :attr:`base` and forwards its attributes.
-
-    ``num_classes``, ``embedding_size``, ``proxies_per_class``, ``space``, ``check_values``,
-    :meth:`embed` and :meth:`proxy_points` are the base loss's, so code written for a
-    :class:`~hyperdml.losses.base.ProxyLoss` (evaluation, visualisation) works on a wrapper too.
-    """
-
-    def __init__(self, base: ProxyLoss):
-        super().__init__()
-        _check_wrappable(base, type(self).__name__)
-        self.base = base
-
-    # -- the base's attributes -----------------------------------------------------------------
-
-    @property
-    def num_classes(self) -> int:
-        """``C`` of the base loss."""
-        return self.base.num_classes
-
-    @property
-    def embedding_size(self) -> int:
-        """``D`` of the base loss."""
-        return self.base.embedding_size
-
-    @property
-    def proxies_per_class(self) -> int:
-        """``K`` of the base loss."""
-        return self.base.proxies_per_class
-
-    @property
-    def space(self):
-        """The base loss's space."""
-        return self.base.space
-
-    @property
-    def check_values(self) -> bool:
-        """The base loss's ``check_values`` (data-dependent input checks); settable."""
-        return self.base.check_values
-
-    @check_values.setter
-    def check_values(self, value: bool) -> None:
-        self.base.check_values = bool(value)
-
-    def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Head outputs ``(B, D)`` → points of the space ``(B, D)`` (the base's map)."""
-        return self.base.embed(embeddings)
-
-    def proxy_points(self) -> torch.Tensor:
-        """The base's proxies as points of the space ``(C·K, D)``."""
-        return self.base.proxy_points()
-
-    @staticmethod
-    def _check_epoch(epoch, name: str = "epoch") -> int:
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {epoch!r}")
-        return int(epoch)
+__all__ = ["CalibrateProxy"]
 
 
 class CalibrateProxy(ProxyLossWrapper):
@@ -224,7 +127,7 @@ class CalibrateProxy(ProxyLossWrapper):
         self.gather_queue = bool(gather_queue)
         self.epoch = 0
         self.parts: dict[str, torch.Tensor] = {}
-        self._centres_cache: torch.Tensor | None = None  # set during one forward only
+        self._summary = None  # the queues' summary, set during one forward only
         p = base.proxies
         c, d, m = base.num_classes, base.embedding_size, self.queue_size
         self.register_buffer("queue", torch.zeros(c, m, d, dtype=p.dtype, device=p.device))
@@ -313,30 +216,16 @@ class CalibrateProxy(ProxyLossWrapper):
 
     # -- the two terms -------------------------------------------------------------------------
 
-    def _unit_centres(self, dtype: torch.dtype) -> torch.Tensor:
-        """``(C, D)``: mean of each class's queued unit vectors (0 for an empty queue).
-
-        In the cosine space ``mean_m cos(x, q_m) = ⟨x̂, centre⟩`` and
-        ``mean_m ‖p̂ − q̂_m‖² = 2 − 2⟨p̂, centre⟩`` exactly, so both terms need only this.
-        """
-        cached = self._centres_cache
-        if cached is not None and cached.dtype == dtype:
-            return cached
-        unit = F.normalize(self.queue.to(dtype), p=2, dim=2) * self._valid_mask()[..., None]
-        return unit.sum(dim=1) / self.queue_count.clamp_min(1).to(dtype)[:, None]
+    def queue_summary(self):
+        """What the space needs of the queues for both terms (:meth:`~hyperdml.spaces.Space.summarize_sets`):
+        in the cosine space each class's mean unit vector, in the ball a copy of the queues."""
+        if self._summary is not None:
+            return self._summary
+        return self.base.space.summarize_sets(self.queue, self.queue_count)
 
     def global_similarity(self, points: torch.Tensor) -> torch.Tensor:
         """``points (B, D)`` in the space → ``(B, C)``: mean similarity to each class's queue (0 if empty)."""
-        space = self.base.space
-        if _is_cosine(space):
-            dtype = torch.promote_types(points.dtype, self.queue.dtype)
-            return F.normalize(points.to(dtype), p=2, dim=1) @ self._unit_centres(dtype).t()
-        b, (c, m, d) = points.shape[0], self.queue.shape
-        # a copy: autograd keeps it for the backward while the enqueue overwrites the buffer
-        flat = self.queue.reshape(c * m, d).clone()
-        sim = space.similarity(points, flat).view(b, c, m)
-        sim = torch.where(self._valid_mask(), sim, torch.zeros((), dtype=sim.dtype, device=sim.device))
-        return sim.sum(dim=2) / self.queue_count.clamp_min(1).to(sim.dtype)
+        return self.base.space.mean_similarity(points, self.queue_summary())
 
     def centred_global_similarity(self, points: torch.Tensor) -> torch.Tensor:
         """``points (B, D)`` in the space → ``(B, C)``: ``g(x, c) − ḡ(x)`` (0 for an empty queue).
@@ -368,19 +257,8 @@ class CalibrateProxy(ProxyLossWrapper):
         proxies = base.proxy_points().view(c, k, d)
         if self.calibration_weight == 0:
             return proxies.sum() * 0.0
-        space = base.space
-        if isinstance(space, PoincareSpace):
-            sq = poincare_sq_dist_batched(proxies, self.queue.clone(), space.c)
-        elif _is_cosine(space):  # Σ_m ‖p̂ − q̂_m‖² = n_c · (2 − 2⟨p̂, centre_c⟩): no (C, K, M) tensor
-            dtype = torch.promote_types(proxies.dtype, self.queue.dtype)
-            cos = (F.normalize(proxies.to(dtype), dim=2) * self._unit_centres(dtype)[:, None, :]).sum(-1)  # (C, K)
-            total = (self.queue_count.to(dtype)[:, None] * (2 - 2 * cos)).sum()
-            return self.calibration_weight * total / (self.queue_count.sum() * k).clamp_min(1).to(dtype)
-        else:  # another space: its similarity, class by class (2 − 2s as the squared distance)
-            cos = torch.stack([space.similarity(proxies[i], self.queue[i].clone()) for i in range(c)])
-            sq = (2 - 2 * cos).clamp_min(0)
-        mask = self._valid_mask()[:, None, :]  # (C, 1, M)
-        total = torch.where(mask, sq, torch.zeros((), dtype=sq.dtype, device=sq.device)).sum()
+        msd = base.space.mean_sq_distance(proxies, self.queue_summary())  # (C, K)
+        total = (self.queue_count.to(msd.dtype)[:, None] * msd).sum()
         pairs = (self.queue_count.sum() * k).clamp_min(1).to(total.dtype)
         return self.calibration_weight * (total / pairs)
 
@@ -394,16 +272,15 @@ class CalibrateProxy(ProxyLossWrapper):
             loss = base.compute(embeddings, labels)
             self.parts = {"base": loss.detach()}
         else:
-            if _is_cosine(base.space):  # both terms use the same class centres: compute them once
-                self._centres_cache = self._unit_centres(torch.promote_types(embeddings.dtype, self.queue.dtype))
+            self._summary = self.queue_summary()  # both terms read the queues: summarise them once
             try:
                 sim = self.composite_similarity(embeddings)
                 main = base.loss_from_similarity(sim, labels)
-                reg = base.regularizer()
-                main = main if reg is None else main + reg
+                for reg in (base.regularizer(), base.embedding_regularization(embeddings)):
+                    main = main if reg is None else main + reg
                 cal = self.calibration()
             finally:
-                self._centres_cache = None
+                self._summary = None
             loss = main + cal
             self.parts = {"base": main.detach(), "calibration": cal.detach()}
         if self.training:

@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hyperdml.losses.base import check_inputs, check_number
+from hyperdml.losses.base import check_number
 from hyperdml.losses.hyphc import HypHCLoss, similarity_from_features
+from hyperdml.losses.proxy_set import ProxySet
 from hyperdml.losses.soft_triple import SoftTriple
 from hyperdml.spaces import EuclideanSpace, PoincareSpace
+from hyperdml.spaces.poincare import DEFAULT_CLIP_R, DEFAULT_CURVATURE
 
 __all__ = ["CHEST", "HC_TARGETS"]
 
@@ -77,6 +79,9 @@ class CHEST(nn.Module):
         proxy_param: ``"manifold"`` (default, stepped by RiemannianAdam) or ``"tangent"``
             (the paper's expmap0 of a Euclidean parameter), see ``PoincareSpace``.
         seed: seed of HypHC's triplet sampler.
+        inputs: what ``z_H`` is, see ``PoincareSpace``: ``"tangent"`` (default, a plain linear head's
+            output, clipped and mapped by ``expmap0``) or ``"ball"`` (points already in the ball,
+            e.g. from :class:`hyperdml.models.HyperbolicHead`).
     """
 
     def __init__(
@@ -89,8 +94,8 @@ class CHEST(nn.Module):
         gamma: float = 0.1,
         margin: float = 0.01,
         tau: float = 0.0,
-        c: float = 0.1,
-        clip_r: float | None = 2.3,
+        c: float = DEFAULT_CURVATURE,
+        clip_r: float | None = DEFAULT_CLIP_R,
         lambda_hc: float = 1.0,
         w_e: float = 1.0,
         w_h: float = 1.0,
@@ -102,22 +107,22 @@ class CHEST(nn.Module):
         hc_max_radius: float = 1 - 1e-3,
         proxy_param: str = "manifold",
         seed: int = 0,
+        inputs: str = "tangent",
     ):
         super().__init__()
         for name, value in (("lambda_hc", lambda_hc), ("w_e", w_e), ("w_h", w_h)):
             check_number(name, value, nonnegative=True)
         st = dict(centers_per_class=centers_per_class, la=la, gamma=gamma, margin=margin, tau=tau)
         self.euclidean = SoftTriple(num_classes, euclidean_size, **st, space=EuclideanSpace())
-        self.hyperbolic = SoftTriple(
-            num_classes, hyperbolic_size, **st, space=PoincareSpace(c=c, clip_r=clip_r, proxy_param=proxy_param)
-        )
+        space = PoincareSpace(c=c, clip_r=clip_r, proxy_param=proxy_param, inputs=inputs)
+        self.hyperbolic = SoftTriple(num_classes, hyperbolic_size, **st, space=space)
         if lambda_hc > 0 and num_classes * centers_per_class < 3:
             raise ValueError("the HypHC term needs at least 3 proxies (num_classes * centers_per_class >= 3)")
         if hc_target not in HC_TARGETS:
             raise ValueError(f"hc_target must be one of {', '.join(map(repr, HC_TARGETS))}, got {hc_target!r}")
         if not 0 <= check_number("hc_momentum", hc_momentum) < 1:
             raise ValueError(f"hc_momentum must lie in [0, 1), got {hc_momentum}")
-        self.hyphc = HypHCLoss(c=c, tau=hc_tau, num_triplets=num_triplets, seed=seed, sphere=hc_sphere,
+        self.hyphc = HypHCLoss(c=space.c, tau=hc_tau, num_triplets=num_triplets, seed=seed, sphere=hc_sphere,
                                init_radius=min(0.5, hc_max_radius), max_radius=hc_max_radius)
         self.hc_target, self.hc_momentum = hc_target, float(hc_momentum)
         if hc_target == "class_means":
@@ -171,14 +176,10 @@ class CHEST(nn.Module):
             raise TypeError("z_e and z_h must be torch.Tensors")
         if z_e.dim() >= 1 and z_h.dim() >= 1 and z_e.shape[0] != z_h.shape[0]:
             raise ValueError(f"z_e has {z_e.shape[0]} rows but z_h has {z_h.shape[0]}")
-        check = self.check_values
-        labels_e = check_inputs(z_e, labels, self.euclidean.embedding_size, self.num_classes, check, name="z_e")
-        labels_h = check_inputs(z_h, labels, self.hyperbolic.embedding_size, self.num_classes, False, name="z_h")
-        if check and not bool(torch.isfinite(z_h).all()):
-            raise ValueError("z_h contains NaN or Inf")
-        if check:
-            self.euclidean.check_proxies()
-            self.hyperbolic.check_proxies()
+        for part in (self.euclidean, self.hyperbolic):
+            part.check_values = self.check_values
+        labels_e = self.euclidean.check_inputs(z_e, labels, name="z_e")
+        labels_h = self.hyperbolic.check_inputs(z_h, labels, name="z_h")
         parts = {
             "euclidean": self.w_e * self.euclidean.compute(z_e, labels_e),
             "hyperbolic": self.w_h * self.hyperbolic.compute(z_h, labels_h),
@@ -203,3 +204,20 @@ class CHEST(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Tell the loss the epoch (HypHC's temperature schedule follows it)."""
         self.hyphc.set_epoch(epoch)
+
+    @property
+    def input_spaces(self) -> tuple:
+        """The spaces of ``z_e`` and ``z_h``: ``(EuclideanSpace, PoincareSpace)``."""
+        return (self.euclidean.space, self.hyperbolic.space)
+
+    def proxy_sets(self) -> dict:
+        """Both SoftTriples' centers: ``{"euclidean": ProxySet, "hyperbolic": ProxySet}``; with
+        ``hc_sphere`` the hyperbolic centers placed on HypHC's sphere, as the HypHC term sees them."""
+        sets = {**self.euclidean.proxy_sets(), **self.hyperbolic.proxy_sets()}
+        if self.hyphc.sphere:
+            h = self.hyperbolic
+            with torch.no_grad():
+                radius = float(self.hyphc.sphere_radius())
+            sets[h.space.label] = ProxySet.of(h.space, h.proxy_points(), h.num_classes, h.proxies_per_class,
+                                              sphere_radius=radius)
+        return sets

@@ -14,13 +14,11 @@ import numbers
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from hyperdml import distributed, geometry
+from hyperdml import distributed
 from hyperdml.losses.base import _HALF, ProxyLoss
-from hyperdml.losses.calibrate_proxy import ProxyLossWrapper
-from hyperdml.spaces import EuclideanSpace, PoincareSpace
+from hyperdml.losses.wrappers import ProxyLossWrapper
 
 __all__ = ["HierarchicalProxy", "default_levels", "kmeans"]
 
@@ -90,10 +88,11 @@ class HierarchicalProxy(ProxyLossWrapper):
     Our choices (the paper's abstract leaves them open):
 
     - Clustering: k-means (:func:`kmeans`, faiss, seeded, best of 10 runs) of the class proxies, one
-      representative per class (the mean of its ``K`` proxies); level ``l+1`` clusters level
-      ``l``'s group proxies. In :class:`~hyperdml.spaces.EuclideanSpace` (cosine) on the
-      L2-normalised vectors, spherical k-means; in :class:`~hyperdml.spaces.PoincareSpace` in the
-      tangent space at the origin (``logmap0``; the centroids go back by ``expmap0``).
+      representative per class (the space's ``class_mean`` of its ``K`` proxies); level ``l+1``
+      clusters level ``l``'s group proxies. k-means runs on the space's ``features``: in
+      :class:`~hyperdml.spaces.EuclideanSpace` (cosine) the unit vectors, spherical k-means; in
+      :class:`~hyperdml.spaces.PoincareSpace` the tangent vectors at the origin (``logmap0``; the
+      centroids go back by ``proxies_from_features``: clipping and ``expmap0``).
     - A group proxy is (re)initialised at its centroid whenever the groups are recomputed; new
       groups are matched to the old group proxies (Hungarian assignment on the distance between
       new centroids and old proxies), so a group keeps its index across re-clusterings.
@@ -245,29 +244,19 @@ class HierarchicalProxy(ProxyLossWrapper):
     # -- clustering ----------------------------------------------------------------------------
 
     def _to_features(self, points: torch.Tensor) -> torch.Tensor:
-        """Points of the space ``(n, D)`` → vectors k-means runs on: unit vectors or ``logmap0``."""
-        space = self.base.space
-        points = points.detach().float()
-        if isinstance(space, PoincareSpace):
-            return geometry.logmap0(points, space.c)
-        if isinstance(space, EuclideanSpace):
-            return F.normalize(points, dim=1)
-        return points
+        """Points of the space ``(n, D)`` → the vectors k-means runs on (``space.features``)."""
+        return self.base.space.features(points.detach().float())
 
     def _from_features(self, v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """k-means centroids ``(k, D)`` → the value of a group-proxy parameter ``like``."""
-        space = self.base.space
-        if isinstance(space, PoincareSpace):
-            v = geometry.clip_features(v, space.clip_r)
-            if space.proxy_param != "tangent":
-                v = geometry.expmap0(v, space.c)
-        return v.to(device=like.device, dtype=like.dtype)
+        return self.base.space.proxies_from_features(v).to(device=like.device, dtype=like.dtype)
 
     def class_representatives(self) -> torch.Tensor:
-        """One k-means input per class ``(C, D)``: the mean of its ``K`` proxies' feature vectors."""
+        """One k-means input per class ``(C, D)``: the features of the space's mean of its ``K`` proxies
+        (``space.class_mean``)."""
         base = self.base
-        feats = self._to_features(base.proxy_points())
-        return feats.view(base.num_classes, base.proxies_per_class, -1).mean(dim=1)
+        points = base.proxy_points().detach().float().view(base.num_classes, base.proxies_per_class, -1)
+        return self._to_features(base.space.class_mean(points))
 
     @torch.no_grad()
     def recluster(self) -> None:
@@ -275,7 +264,7 @@ class HierarchicalProxy(ProxyLossWrapper):
         from scipy.optimize import linear_sum_assignment
 
         feats = self.class_representatives()
-        spherical = isinstance(self.base.space, EuclideanSpace)
+        spherical = self.base.space.spherical_features
         for level, k in enumerate(self.levels, start=1):
             assign, cent = kmeans(
                 feats.cpu().numpy(), k, seed=self.seed + 1000 * self.num_clusterings + level, spherical=spherical
@@ -326,10 +315,11 @@ class HierarchicalProxy(ProxyLossWrapper):
             term = w * base.loss_from_similarity(sim, y)
             parts[f"level{level}"] = term.detach()
             total = term if total is None else total + term
-        reg = base.regularizer()
-        if reg is not None:
-            parts["regularizer"] = reg.detach()
-            total = reg if total is None else total + reg
+        for name, reg in (("regularizer", base.regularizer()),
+                          ("embedding_regularizer", base.embedding_regularization(embeddings))):
+            if reg is not None:
+                parts[name] = torch.as_tensor(reg).detach()
+                total = reg if total is None else total + reg
         if total is None:  # every weight 0 and no regulariser
             total = base.proxies.sum() * 0.0
         self.parts = parts

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hyperdml.ops import hyphc_triplet_loss
-from hyperdml.ops._checks import check_curvature
+from hyperdml.ops._checks import check_curvature, check_temperature
+from hyperdml.spaces.poincare import DEFAULT_CURVATURE
 
 __all__ = ["HypHCLoss", "similarity_from_features"]
 
@@ -63,7 +64,8 @@ class HypHCLoss(nn.Module):
     ``tau_schedule(epoch)`` when given), so the temperature follows the epoch after a resume.
 
     Args:
-        c: curvature magnitude of the ball, ``c > 0``.
+        c: curvature magnitude of the ball, ``c > 0`` (default 0.1, ``PoincareSpace``'s; HypHC's own
+            experiments use c = 1).
         tau: initial temperature ``τ > 0`` (HypHC's default 0.05; its configs use 0.01–0.1).
         num_triplets: triplets drawn per call when not all are used; ``None``: ``max_all_triplets``.
         max_all_triplets: use all triplets when there are at most this many.
@@ -90,7 +92,7 @@ class HypHCLoss(nn.Module):
 
     def __init__(
         self,
-        c: float = 1.0,
+        c: float = DEFAULT_CURVATURE,
         tau: float = 0.05,
         num_triplets: int | None = None,
         max_all_triplets: int = 50_000,
@@ -106,8 +108,7 @@ class HypHCLoss(nn.Module):
     ):
         super().__init__()
         c = check_curvature(c)
-        if not (tau > 0 and math.isfinite(tau)) or not (min_tau > 0 and math.isfinite(min_tau)):
-            raise ValueError(f"tau and min_tau must be finite numbers > 0, got {tau}, {min_tau}")
+        tau, min_tau = check_temperature(tau), check_temperature(min_tau)
         if not anneal_factor > 0 or anneal_every < 1:
             raise ValueError(f"need anneal_factor > 0 and anneal_every >= 1, got {anneal_factor}, {anneal_every}")
         num_triplets = max_all_triplets if num_triplets is None else num_triplets
@@ -168,8 +169,10 @@ class HypHCLoss(nn.Module):
             tau = float(self.tau_schedule(epoch))
         else:
             tau = self.tau0 * self.anneal_factor ** (int(epoch) // self.anneal_every)
-        if not tau > 0:
-            raise ValueError(f"the temperature for epoch {epoch} must be > 0, got {tau}")
+        try:
+            tau = check_temperature(tau)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the temperature for epoch {epoch}: {exc}") from None
         self.tau = max(self.min_tau, tau)
 
     # -- state (temperature and sampler survive a checkpoint) ----------------------------------

@@ -32,7 +32,10 @@ class ProxyAnchor(ProxyLoss):
 
     In :class:`~hyperdml.spaces.EuclideanSpace` with ``K = 1`` this equals PML 2.9's
     ``ProxyAnchorLoss(num_classes, embedding_size, margin, alpha)`` with the same proxies (value
-    and gradients).
+    and gradients), and is called as it: ``loss(embeddings, labels, indices_tuple)``. A miner's
+    ``indices_tuple`` gives each sample a weight ``w_i`` (:meth:`miner_weights`) that enters
+    both sums as PML's does, ``e^{...}`` → ``e^{... + w_i − 1}``. ``reducer=MeanReducer()``
+    divides the positive term by ``C`` instead of ``|C⁺|`` (PML's ``MeanReducer``).
 
     Args:
         num_classes, embedding_size: ``C`` and ``D``.
@@ -44,7 +47,12 @@ class ProxyAnchor(ProxyLoss):
             both: ``PoincareSpace`` rescales ``−d`` into the cosine's range ``[−1, 1]``
             (``s = 1 − d/(2·clip_r)``), so α = 32 is ≈ 7 per unit of hyperbolic distance and the
             margin asks positives within ``2·clip_r·(1 − m)`` ≈ 4.1 and negatives beyond ≈ 5.1.
+        **pml_options: PML's keywords (``reducer``, ``distance``, ``weight_init_func``,
+            ``weight_regularizer``, ``embedding_regularizer``, ...; see
+            :class:`~hyperdml.losses.ProxyLoss`).
     """
+
+    pml_reducers = ("DivisorReducer", "MeanReducer")
 
     def __init__(
         self,
@@ -54,16 +62,25 @@ class ProxyAnchor(ProxyLoss):
         alpha: float = 32,
         proxies_per_class: int = 1,
         space: Space | None = None,
+        **pml_options,
     ):
-        super().__init__(num_classes, embedding_size, proxies_per_class, space)
+        super().__init__(num_classes, embedding_size, proxies_per_class, space, **pml_options)
         self.margin, self.alpha = check_number("margin", margin), check_number("alpha", alpha, positive=True)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, margin={self.margin}, alpha={self.alpha}"
 
-    def loss_from_similarity(self, sim: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss_from_similarity(self, sim: torch.Tensor, labels: torch.Tensor,
+                             weights: torch.Tensor | None = None) -> torch.Tensor:
         pos_mask = F.one_hot(labels, sim.shape[1]).bool()
-        pos_term = _log1p_sum_exp(self.alpha * (self.margin - sim), pos_mask)
-        neg_term = _log1p_sum_exp(self.alpha * (sim + self.margin), ~pos_mask)
-        num_pos_classes = pos_mask.any(dim=0).sum().to(sim.dtype)  # ≥ 1: the batch is not empty
-        return pos_term.sum() / num_pos_classes + neg_term.sum() / sim.shape[1]
+        pos_exp, neg_exp = self.alpha * (self.margin - sim), self.alpha * (sim + self.margin)
+        if weights is not None:  # PML: the miner weights, minus 1, added to the exponents
+            log_w = (weights - 1).to(sim.dtype)[:, None]
+            pos_exp, neg_exp = pos_exp + log_w, neg_exp + log_w
+        pos_term = _log1p_sum_exp(pos_exp, pos_mask)
+        neg_term = _log1p_sum_exp(neg_exp, ~pos_mask)
+        if self.reducer_name == "MeanReducer":
+            pos_divisor = sim.shape[1]
+        else:
+            pos_divisor = pos_mask.any(dim=0).sum().to(sim.dtype)  # ≥ 1: the batch is not empty
+        return pos_term.sum() / pos_divisor + neg_term.sum() / sim.shape[1]

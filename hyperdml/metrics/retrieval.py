@@ -5,9 +5,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 
 from hyperdml.metrics.clustering import nmi as nmi_score
-from hyperdml.metrics.knn import METRICS, knn_search, l2_normalize
+from hyperdml.metrics.knn import knn_search, resolve_space
 from hyperdml.metrics.scores import map_at_r, r_precision, recall_at_k
 
 __all__ = ["evaluate_retrieval"]
@@ -38,31 +39,28 @@ def _as_labels(y, n: int, name: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _check_ball(x: np.ndarray, c: float, name: str) -> None:
-    norms = np.sqrt(c) * np.linalg.norm(x, axis=1)
-    if (norms >= 1).any():
-        raise ValueError(
-            f"{name}: {int((norms >= 1).sum())} points lie outside the Poincaré ball of curvature −{c} "
-            f"(largest √c‖x‖ = {norms.max():.6g} ≥ 1); map head outputs with PoincareSpace(c).to_space first"
-        )
-
-
-def evaluate_retrieval(embeddings, labels, ks=(1, 2, 4, 8), metric: str = "cosine", c: float = 1.0,
-                       query=None, query_labels=None, *, nmi: bool = True, seed: int = 1234,
+def evaluate_retrieval(embeddings, labels, ks=(1, 2, 4, 8), metric: str | None = None, c: float | None = None,
+                       query=None, query_labels=None, *, space=None, nmi: bool = True, seed: int = 1234,
                        chunk_size: int = 4096, progress: bool = False) -> dict:
-    """Retrieval metrics of embeddings with exact kNN (faiss).
+    """Retrieval metrics of embeddings with exact kNN (faiss), ranked in a space.
 
     Args:
-        embeddings: ``(N, D)`` tensor or array: the gallery (and the queries when ``query`` is None).
+        embeddings: ``(N, D)`` tensor or array of points of the space (e.g.
+            ``space.to_space(head_output)``): the gallery, and the queries when ``query`` is None.
         labels: ``(N,)`` integer class labels.
         ks: the K of ``recall@K`` (a query is a hit if any of its K nearest is same-class).
-        metric: ``"cosine"``, ``"euclidean"`` or ``"poincare"`` (points of the ball of curvature
-            −c, e.g. ``PoincareSpace(c).to_space(head_output)``; a point outside is an error).
-        c: curvature magnitude of the ball (poincare only).
+        metric: shorthand for the space: ``"cosine"`` (``EuclideanSpace()``, the default when
+            neither is given), ``"poincare"`` (needs ``c``: there is no default curvature, since
+            ranking points of one ball in another gives wrong neighbours) or ``"euclidean"``
+            (plain L2 distance).
+        c: curvature magnitude of the ball, with ``metric="poincare"`` only.
         query, query_labels: ``(Q, D)``, ``(Q,)``: query-vs-gallery retrieval (In-Shop), no
             self-exclusion. Without them every row queries all the others (itself excluded).
-        nmi: compute NMI (k-means with one cluster per class on the queries; cosine: on the
-            normalised vectors, poincare: on ``logmap0``, the tangent space at the origin).
+        space: the :class:`~hyperdml.spaces.Space` the embeddings live in (e.g. the loss's
+            ``loss.space``, ``PoincareSpace(c=0.1)``); it checks the points (a point outside the
+            ball is an error), ranks them and gives the features NMI clusters.
+        nmi: compute NMI (k-means with one cluster per class on the queries' features: unit
+            vectors for the cosine, ``logmap0`` for the ball, the raw vectors for L2).
         seed: k-means seed (faiss's default 1234, as PML).
         chunk_size, progress: queries per faiss call; tqdm bar over the chunks.
 
@@ -72,11 +70,10 @@ def evaluate_retrieval(embeddings, labels, ks=(1, 2, 4, 8), metric: str = "cosin
         has no other item in the gallery are left out of the retrieval scores (with a warning);
         if no query is left, ValueError.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks must be positive integers, got {ks}")
+    if metric is None and space is None:
+        metric = "cosine"
+    space = resolve_space(metric, c, space)
+    ks = _check_ks(ks)
     gallery = _as_array(embeddings, "embeddings")
     g_labels = _as_labels(labels, gallery.shape[0], "labels")
     self_mode = query is None
@@ -91,12 +88,10 @@ def evaluate_retrieval(embeddings, labels, ks=(1, 2, 4, 8), metric: str = "cosin
         q_labels = _as_labels(query_labels, q.shape[0], "query_labels")
         if q.shape[1] != gallery.shape[1]:
             raise ValueError(f"query has dimension {q.shape[1]} but the embeddings {gallery.shape[1]}")
-    if metric == "poincare":
-        if not c > 0:
-            raise ValueError(f"curvature c must be > 0, got {c}")
-        _check_ball(gallery, c, "embeddings")
+    if space is not None:
+        space.check_points(torch.from_numpy(gallery), "embeddings")
         if not self_mode:
-            _check_ball(q, c, "query")
+            space.check_points(torch.from_numpy(q), "query")
 
     classes, counts = np.unique(g_labels, return_counts=True)
     count_of = dict(zip(classes.tolist(), counts.tolist()))
@@ -108,21 +103,29 @@ def evaluate_retrieval(embeddings, labels, ks=(1, 2, 4, 8), metric: str = "cosin
         warnings.warn(f"{int((~keep).sum())} queries have no other item of their class in the gallery "
                       "and are left out of the retrieval scores (as PML)", stacklevel=2)
     k_max = min(max(ks[-1], int(r.max())), gallery.shape[0] - int(self_mode))
-    idx = knn_search(q, gallery, k_max, metric, c, exclude_self=self_mode, chunk_size=chunk_size, progress=progress)
+    idx = knn_search(q, gallery, k_max, None if space is not None else metric, exclude_self=self_mode,
+                     chunk_size=chunk_size, progress=progress, space=space)
     knn_labels, ql, rk = g_labels[idx][keep], q_labels[keep], r[keep]
     out = {f"recall@{k}": recall_at_k(knn_labels, ql, k) for k in ks}
     out["map@r"] = map_at_r(knn_labels, ql, rk)
     out["r_precision"] = r_precision(knn_labels, ql, rk)
     if nmi:
-        if metric == "cosine":
-            feats = l2_normalize(q)
-        elif metric == "poincare":
-            import torch
-
-            from hyperdml.geometry import logmap0
-
-            feats = logmap0(torch.from_numpy(q), c).numpy()
-        else:
-            feats = q
+        feats = q if space is None else space.features(torch.from_numpy(q)).numpy()
         out["nmi"] = nmi_score(feats, q_labels, seed)
     return out
+
+
+def _check_ks(ks) -> list[int]:
+    """``ks`` as a sorted list of distinct positive ints; ``ValueError`` for anything else (1.5, 0, True)."""
+    try:
+        items = list(ks)
+    except TypeError:
+        items = [ks]
+    if not items:
+        raise ValueError("ks must name at least one K")
+    out = set()
+    for k in items:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"ks must be positive integers, got {k!r}")
+        out.add(int(k))
+    return sorted(out)

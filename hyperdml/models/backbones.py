@@ -1,9 +1,10 @@
-"""Backbones: a small CNN for the small embedded data sets and torchvision ResNets.
+"""Backbones: a small CNN for the small embedded data sets, torchvision ResNets and timm ViTs.
 
 Every backbone is an ``nn.Module`` mapping images ``(B, C_in, H, W)`` to features ``(B, F)`` and
-has an ``out_features`` attribute (``F``). None of them downloads anything: torchvision models are
-built with ``weights=None``; pretrained weights come only from a local file
-(:func:`load_backbone_weights`).
+has ``out_features`` (``F``) and ``in_channels`` attributes. None of them downloads anything:
+torchvision models are built with ``weights=None``, timm models with ``pretrained=False``;
+pretrained weights come only from a local file (:func:`load_backbone_weights`). The names are
+:data:`hyperdml.models.archs.ARCHS`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import torch
 from torch import nn
 
 from hyperdml.errors import CheckpointError
+from hyperdml.models.archs import ARCHS, is_vit
 
 __all__ = ["SmallCNN", "ResNetBackbone", "build_backbone", "load_backbone_weights", "ARCHS"]
-
-ARCHS = ("small_cnn", "resnet18", "resnet50")
 
 
 def state_mismatch(expected: dict, given: dict) -> str | None:
@@ -104,11 +104,20 @@ class ResNetBackbone(nn.Module):
 
 
 def build_backbone(arch: str, in_channels: int = 3) -> nn.Module:
-    """The backbone named ``arch`` (one of :data:`ARCHS`) for ``in_channels``-channel images."""
+    """The backbone named ``arch`` (one of :data:`ARCHS`) for ``in_channels``-channel images.
+
+    The ViTs (:class:`~hyperdml.models.vit.ViTBackbone`) need timm (``pip install
+    hyperdml[vit]``; ``ImportError`` saying so otherwise); their positional embedding is laid out
+    for 224×224 images (the published weights) and resampled for other sizes.
+    """
     if arch == "small_cnn":
         return SmallCNN(in_channels)
     if arch in ("resnet18", "resnet50"):
         return ResNetBackbone(arch, in_channels)
+    if is_vit(arch):
+        from hyperdml.models.vit import ViTBackbone
+
+        return ViTBackbone(arch, in_channels)
     raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
 
 
@@ -126,9 +135,15 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     under ``"state_dict"`` or ``"model"``. Prefixes ``module.``, ``backbone.``, ``net.`` are
     ignored, and so are a classifier's ``fc.*`` keys. Every backbone parameter must be present
     with its shape; otherwise :class:`~hyperdml.errors.CheckpointError` names the first
-    mismatching keys. A missing file raises ``FileNotFoundError``.
+    mismatching keys. A missing file raises ``FileNotFoundError``. A ViT backbone takes timm,
+    DeiT and DINO files (:func:`hyperdml.models.vit.load_vit_weights`).
     """
     import os
+
+    from hyperdml.models.vit import ViTBackbone, load_vit_weights
+
+    if isinstance(backbone, ViTBackbone):
+        return load_vit_weights(backbone, path)
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file not found: {path}")

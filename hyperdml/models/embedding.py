@@ -1,4 +1,4 @@
-"""``EmbeddingModel``: a backbone and one or two linear embedding heads, and ``build_model``."""
+"""``EmbeddingModel``: a backbone and one or two embedding heads, and ``build_model``."""
 
 from __future__ import annotations
 
@@ -6,37 +6,49 @@ import torch
 from torch import nn
 
 from hyperdml.models.backbones import ARCHS, build_backbone, load_backbone_weights
+from hyperdml.models.heads import build_head
+from hyperdml.spaces import EuclideanSpace, PoincareSpace, Space
 
-__all__ = ["EmbeddingModel", "build_model", "HEADS"]
+__all__ = ["EmbeddingModel", "build_model", "default_head_spaces", "HEADS"]
 
 HEADS = ("euclidean", "hyperbolic", "dual")
+#: the heads of each ``head`` choice, in the order a loss takes their outputs
+HEAD_NAMES = {"euclidean": ("euclidean",), "hyperbolic": ("hyperbolic",), "dual": ("euclidean", "hyperbolic")}
+
+
+def default_head_spaces() -> dict[str, Space]:
+    """``{"euclidean": EuclideanSpace(), "hyperbolic": PoincareSpace()}``: the spaces with their defaults."""
+    return {"euclidean": EuclideanSpace(), "hyperbolic": PoincareSpace()}
 
 
 class EmbeddingModel(nn.Module):
-    """Backbone + linear heads; ``model(images (B, C, H, W))`` → ``{head name: (B, D_head)}``.
+    """Backbone + embedding heads; ``model(images (B, C, H, W))`` → ``{head name: (B, D_head)}``.
 
-    - ``"euclidean"``: ``z_E = W_E·f + b_E`` (the losses' ``EuclideanSpace`` normalises it).
-    - ``"hyperbolic"``: ``z_H = W_H·f + b_H``, a tangent vector at the origin of the ball. The
-      model does not clip or map it: the loss's ``PoincareSpace(c, clip_r).to_space`` does
-      (clip to ``clip_r``, then ``expmap0``), so the same head output feeds the loss and, through
-      ``to_space``, evaluation and plots.
-    - dual (CHEST): both heads on the same features.
+    Each head feeds one space (:attr:`spaces`) and is the head that space asks for
+    (:func:`hyperdml.models.heads.build_head`): ``nn.Linear`` for the cosine space and for a ball
+    that takes tangent vectors (``PoincareSpace(inputs="tangent")`` clips and maps them: the loss
+    and evaluation call ``space.to_space``), :class:`~hyperdml.models.HyperbolicHead` for a ball
+    that takes points (``inputs="ball"``). Dual (CHEST): both heads on the same features.
 
-    Attributes: :attr:`backbone` (features ``(B, F)``), :attr:`heads` (``nn.ModuleDict`` of
-    ``nn.Linear``), :attr:`c`, :attr:`clip_r` (the ball the hyperbolic output is meant for),
+    Attributes: :attr:`backbone` (features ``(B, F)``), :attr:`heads` (``nn.ModuleDict``),
+    :attr:`spaces` (``{name: Space}``, the space each head's output lives in or is mapped into),
     :attr:`head_sizes` (``{name: D}``).
     """
 
-    def __init__(self, backbone: nn.Module, head_sizes: dict[str, int], c: float = 0.1, clip_r: float | None = 2.3):
+    def __init__(self, backbone: nn.Module, head_sizes: dict[str, int], spaces: dict[str, Space] | None = None):
         super().__init__()
         if not head_sizes:
             raise ValueError("an EmbeddingModel needs at least one head")
+        spaces = {**default_head_spaces(), **(spaces or {})}
+        missing = [name for name in head_sizes if name not in spaces]
+        if missing:
+            raise ValueError(f"no space for the head(s) {', '.join(missing)}")
         self.backbone = backbone
+        self.spaces = {name: spaces[name] for name in head_sizes}
         self.heads = nn.ModuleDict(
-            {name: nn.Linear(backbone.out_features, int(size)) for name, size in head_sizes.items()}
+            {name: build_head(backbone.out_features, int(size), self.spaces[name]) for name, size in head_sizes.items()}
         )
         self.head_sizes = {name: int(size) for name, size in head_sizes.items()}
-        self.c, self.clip_r = float(c), clip_r
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """``images (B, C, H, W)`` → ``{"euclidean": (B, D_E)}``, ``{"hyperbolic": (B, D_H)}`` or both."""
@@ -50,8 +62,7 @@ def build_model(
     embedding_size: int = 128,
     head: str = "euclidean",
     hyperbolic_size: int | None = None,
-    c: float = 0.1,
-    clip_r: float | None = 2.3,
+    spaces: dict[str, Space] | None = None,
     in_channels: int = 3,
     weights: str | None = None,
 ) -> EmbeddingModel:
@@ -59,16 +70,20 @@ def build_model(
 
     Args:
         arch: ``"small_cnn"`` (for the synthetic 3×32×32 and digits 1×8×8 sets, any size works),
-            ``"resnet18"`` or ``"resnet50"`` (torchvision, ``weights=None``).
+            ``"resnet18"`` or ``"resnet50"`` (torchvision, ``weights=None``), or a timm ViT/DeiT
+            (``"vit_small_patch16_224"``, ``"vit_base_patch16_224"``, ``"deit_small_patch16_224"``,
+            ...: :data:`hyperdml.models.archs.VIT_ARCHS`; ``pip install hyperdml[vit]``).
         embedding_size: ``D_E``, size of the Euclidean head (and of a hyperbolic-only head when
             ``hyperbolic_size`` is None).
         head: ``"euclidean"``, ``"hyperbolic"`` or ``"dual"`` (both; CHEST).
         hyperbolic_size: ``D_H`` (default: ``embedding_size``).
-        c, clip_r: the ball the hyperbolic head output is meant for (kept on the model for
-            reference; the clipping and ``expmap0`` happen in the loss's ``PoincareSpace``).
+        spaces: the space of each head (``{"euclidean": ..., "hyperbolic": ...}``; defaults:
+            ``EuclideanSpace()``, ``PoincareSpace()``); it decides the head module (see
+            :class:`EmbeddingModel`).
         in_channels: image channels (3 RGB, 1 for digits).
         weights: optional local file of pretrained backbone weights (read with
-            ``weights_only=True``; see :func:`~hyperdml.models.backbones.load_backbone_weights`).
+            ``weights_only=True``; see :func:`~hyperdml.models.backbones.load_backbone_weights`;
+            timm, DeiT and DINO files for the ViTs).
 
     Returns:
         An :class:`EmbeddingModel`; ``model(images (B, in_channels, H, W))`` → dict of
@@ -82,9 +97,8 @@ def build_model(
         if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     d_h = embedding_size if hyperbolic_size is None else hyperbolic_size
-    sizes = {"euclidean": {"euclidean": embedding_size}, "hyperbolic": {"hyperbolic": d_h},
-             "dual": {"euclidean": embedding_size, "hyperbolic": d_h}}[head]
+    sizes = {"euclidean": embedding_size, "hyperbolic": d_h}
     backbone = build_backbone(arch, in_channels)
     if weights:
         load_backbone_weights(backbone, weights)
-    return EmbeddingModel(backbone, sizes, c=c, clip_r=clip_r)
+    return EmbeddingModel(backbone, {name: sizes[name] for name in HEAD_NAMES[head]}, spaces)

@@ -15,23 +15,16 @@ from hyperdml.ops import _checks, _library
 from hyperdml.ops.reference import hyphc_triplet_loss_backward_reference, hyphc_triplet_loss_reference
 
 
-def _check_values(points, triplets, c):
-    _checks.check_in_ball(points, c, "points")
-    if triplets.numel() and (bool((triplets < 0).any()) or bool((triplets >= points.shape[0]).any())):
-        raise ValueError(
-            f"triplets has an index out of range [0, {points.shape[0]}): "
-            f"min {int(triplets.min())}, max {int(triplets.max())}"
-        )
-
-
 def _forward_fallback(points, triplets, sims, c, tau):
-    _check_values(points, triplets, c)
-    if not bool(torch.isfinite(sims).all()):
-        raise ValueError("sims contains NaN or Inf")
+    _checks.check_hyphc_args(points, triplets, sims, c, tau)
+    _checks.check_hyphc_values(points, triplets, sims, c)
     return hyphc_triplet_loss_reference(points, triplets, sims, c, tau)
 
 
 def _backward_fallback(grad, points, triplets, sims, c, tau):
+    _checks.check_hyphc_args(points, triplets, sims, c, tau)
+    _checks.check_hyphc_grad(grad, points, triplets)
+    _checks.check_hyphc_values(points, triplets, sims, c)
     return hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, c, tau)
 
 
@@ -49,12 +42,15 @@ _BACKWARD_OP = _library.ensure_op(
 
 @torch.library.register_fake(_OP)
 def _forward_fake(points, triplets, sims, c, tau):
+    _checks.check_hyphc_args(points, triplets, sims, c, tau)
     return points.new_empty((triplets.shape[0],))
 
 
 @torch.library.register_fake(_BACKWARD_OP)
 def _backward_fake(grad, points, triplets, sims, c, tau):
-    return torch.empty_like(points), torch.empty_like(sims)
+    _checks.check_hyphc_args(points, triplets, sims, c, tau)
+    _checks.check_hyphc_grad(grad, points, triplets)
+    return points.new_empty(points.shape), sims.new_empty(sims.shape)  # contiguous, as the kernels'
 
 
 def _setup_context(ctx, inputs, output):
@@ -65,28 +61,61 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad):
     points, triplets, sims = ctx.saved_tensors
-    if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[2]):
+    need_points, need_sims = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+    if not (need_points or need_sims):
         return None, None, None, None, None
-    grad_points, grad_sims = torch.ops.hyperdml.hyphc_triplet_loss_backward(
-        grad.contiguous(), points, triplets, sims, ctx.c, ctx.tau
+    if torch.is_grad_enabled():
+        # A graph of the gradient is being built (create_graph=True, torch.func): the closed-form
+        # gradient in plain PyTorch, whose own derivatives autograd takes exactly. Otherwise the
+        # fused kernel.
+        grad_points, grad_sims = hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, ctx.c, ctx.tau)
+    else:
+        grad_points, grad_sims = torch.ops.hyperdml.hyphc_triplet_loss_backward(
+            grad.contiguous(), points, triplets, sims, ctx.c, ctx.tau
+        )
+    return (grad_points if need_points else None), None, (grad_sims if need_sims else None), None, None
+
+
+def _backward_setup_context(ctx, inputs, output):
+    grad, points, triplets, sims, c, tau = inputs
+    ctx.save_for_backward(grad, points, triplets, sims)
+    ctx.c, ctx.tau = c, tau
+
+
+def _double_backward(ctx, grad_grad_points, grad_grad_sims):
+    """Derivatives of the backward op itself, by autograd through its closed form."""
+    grads = _library.reference_vjp(
+        hyphc_triplet_loss_backward_reference, ctx.saved_tensors, ctx.needs_input_grad[:4],
+        (grad_grad_points, grad_grad_sims), ctx.c, ctx.tau,
     )
-    return (
-        grad_points if ctx.needs_input_grad[0] else None,
-        None,
-        grad_sims if ctx.needs_input_grad[2] else None,
-        None,
-        None,
-    )
+    return (*grads, None, None)
 
 
 torch.library.register_autograd(_OP, _backward, setup_context=_setup_context)
+torch.library.register_autograd(_BACKWARD_OP, _double_backward, setup_context=_backward_setup_context)
+_library.float32_under_autocast(_OP)
+_library.vmap_by_loop(_OP)
+_library.vmap_by_loop(_BACKWARD_OP)
+
+
+class _HypHCTripletLoss(torch.autograd.Function):
+    """The op with the same backward, as an ``autograd.Function`` that ``torch.func`` accepts."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(points, triplets, sims, c, tau):
+        return torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, c, tau)
+
+    setup_context = staticmethod(_setup_context)
+    backward = staticmethod(_backward)
 
 
 def hyphc_triplet_loss(
     points: torch.Tensor,
     triplets: torch.Tensor,
     sims: torch.Tensor,
-    c: float = 1.0,
+    c: float,
     tau: float = 0.05,
 ) -> torch.Tensor:
     """Per-triplet HypHC loss (Chami et al., NeurIPS 2020).
@@ -95,19 +124,26 @@ def hyphc_triplet_loss(
         points: ``(P, D)`` points in the ball of curvature −c (``‖z‖ < 1/√c``), float32/float64.
         triplets: ``(T, 3)`` int64 indices ``(i, j, k)`` into ``points``; repeated indices are legal.
         sims: ``(T, 3)`` similarities of the pairs ``(ij, ik, jk)``, same dtype as ``points``.
-        c: curvature magnitude, ``c > 0``.
-        tau: softmax temperature, ``tau > 0``.
+        c: curvature magnitude, a Python number in ``[MIN_CURVATURE, MAX_CURVATURE]``
+            (``hyperdml.ops.MIN_CURVATURE`` = 1e-6, ``MAX_CURVATURE`` = 700).
+        tau: softmax temperature, a Python number ``>= MIN_TEMPERATURE`` (1e-30); as ``tau → 0``
+            the loss tends to its hard-max limit, which tiny values compute exactly (tied depths
+            share the weight).
 
     Returns:
         ``(T,)`` losses ``Σ s − s · softmax(δ / τ)`` with ``δ = (δ(z_i∨z_j), δ(z_i∨z_k), δ(z_j∨z_k))``,
         ``δ(a∨b)`` the distance from the origin to the geodesic through a and b. At ``c = 1`` this
         is HypHC's ``HypHC.loss`` per triplet, before its mean. Differentiable in ``points`` and
-        ``sims``.
+        ``sims``, to any order (``create_graph=True``, ``torch.func``). First derivatives use the
+        fused kernel; when a graph of the gradient is built, the closed-form gradient in plain
+        PyTorch (``(T, 3, D)`` temporaries).
+
+    Raises:
+        TypeError / ValueError naming the problem: shapes, dtypes, devices, ``c`` or ``tau`` out
+        of range or not a number, NaN/Inf, points outside the ball, indices out of range.
     """
     c = _checks.check_curvature(c)
-    tau = float(tau)
-    if not (tau > 0 and tau < float("inf")):
-        raise ValueError(f"temperature tau must be a finite number > 0, got {tau}")
+    tau = _checks.check_temperature(tau)
     _checks.check_points(points, "points")
     if not isinstance(triplets, torch.Tensor) or triplets.dtype != torch.int64:
         raise TypeError(f"triplets must be an int64 tensor, got {getattr(triplets, 'dtype', type(triplets))}")
@@ -121,4 +157,6 @@ def hyphc_triplet_loss(
     _checks.check_same({"points": points, "sims": sims})
     if triplets.device != points.device:
         raise ValueError(f"points is on {points.device} but triplets is on {triplets.device}")
-    return torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, c, tau)
+    if torch.is_grad_enabled() and (points.requires_grad or sims.requires_grad):  # also under torch.func.grad
+        return _HypHCTripletLoss.apply(points, triplets, sims, c, tau)
+    return torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, c, tau)  # no autograd.Function overhead

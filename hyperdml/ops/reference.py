@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 
-def poincare_cdist_reference(x: torch.Tensor, y: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+def poincare_cdist_reference(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
     """Geodesic distances between rows of ``x (B, D)`` and ``y (N, D)`` in the ball of curvature -c.
 
     ``d = arccosh(1 + 2c‖x−y‖² / ((1−c‖x‖²)(1−c‖y‖²))) / √c``, with ``‖x−y‖²`` taken from the
@@ -48,22 +48,38 @@ def _cdist_weights(grad, x, y, dist, c):
     return a, u, alpha, beta
 
 
-def poincare_cdist_backward_reference(grad, x, y, dist, c: float = 1.0):
+def _nonzero_unless_vmapped(mask: torch.Tensor):
+    """``mask.nonzero(as_tuple=True)``, or ``None`` where ``torch.vmap`` batches ``mask`` (vmap
+    allows no data-dependent shapes)."""
+    try:
+        return mask.nonzero(as_tuple=True)
+    except RuntimeError as error:
+        if "vmap" not in str(error):
+            raise
+        return None
+
+
+def poincare_cdist_backward_reference(grad, x, y, dist, c: float):
     """Closed-form backward of :func:`poincare_cdist_reference` (GEMM form, exact for near pairs).
 
     ``grad (B, N)``, ``dist (B, N)`` the forward output → ``(grad_x (B, D), grad_y (N, D))``.
+    Plain PyTorch, so differentiable in ``grad``, ``x``, ``y`` and ``dist``: the op's backward
+    uses it when a graph of the gradient is built (higher derivatives).
     """
     a, u, alpha, beta = _cdist_weights(grad, x, y, dist, c)
     # The GEMM form cancels for nearly equal points (error ~ eps·‖x‖/‖x−y‖): those pairs (same
     # test as the kernels, ‖x−y‖² < (‖x‖² + ‖y‖²)/64) take the exact differences instead.
     near = u * alpha[:, None] * beta[None, :] / 2 < (2 - alpha[:, None] - beta[None, :]) / 64
+    pairs = _nonzero_unless_vmapped(near)
+    if pairs is None:  # under torch.vmap over the points: every pair in the GEMM form
+        near = torch.zeros_like(near)
     a_far = torch.where(near, torch.zeros_like(a), a)
     row = (a_far * (1 + u * beta[None, :] / 2)).sum(1)
     col = (a_far * (1 + u * alpha[:, None] / 2)).sum(0)
     grad_x = row[:, None] * x - a_far @ y
     grad_y = col[:, None] * y - a_far.t() @ x
-    i, j = near.nonzero(as_tuple=True)
-    if i.numel():
+    if pairs is not None:  # no branch on their number: traceable with symbolic shapes
+        i, j = pairs
         an, un = a[i, j][:, None], u[i, j][:, None]
         diff = x[i] - y[j]
         grad_x = grad_x.index_add(0, i, an * (diff + un * beta[j][:, None] / 2 * x[i]))
@@ -77,7 +93,7 @@ def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
     return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
 
 
-def hyp_lca_depth_reference(a: torch.Tensor, b: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+def hyp_lca_depth_reference(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
     """Depth ``δ(a∨b) = d_c(0, a∨b)`` of the hyperbolic LCA of rows of ``a`` and ``b`` (``(..., D)``).
 
     ``a∨b`` is the point of the complete geodesic through a and b closest to the origin (as in
@@ -111,7 +127,7 @@ def hyp_lca_depth_reference(a: torch.Tensor, b: torch.Tensor, c: float = 1.0) ->
     return torch.atanh(t) / sqrt_c
 
 
-def hyphc_triplet_loss_reference(points, triplets, sims, c: float = 1.0, tau: float = 0.05):
+def hyphc_triplet_loss_reference(points, triplets, sims, c: float, tau: float = 0.05):
     """HypHC's per-triplet loss, ``points (P, D)``, ``triplets (T, 3)``, ``sims (T, 3)`` → ``(T,)``.
 
     ``loss = Σ s − s · softmax(δ / τ)`` with ``δ = (δ(z_i∨z_j), δ(z_i∨z_k), δ(z_j∨z_k))``.
@@ -122,18 +138,71 @@ def hyphc_triplet_loss_reference(points, triplets, sims, c: float = 1.0, tau: fl
         [hyp_lca_depth_reference(zi, zj, c), hyp_lca_depth_reference(zi, zk, c), hyp_lca_depth_reference(zj, zk, c)],
         dim=-1,
     )
-    weights = torch.softmax(depth / tau, dim=-1)
+    # Shifted by the (constant) row maximum before the division: the largest term is exactly 0 and
+    # no term overflows, so a tiny tau gives the softmax limit (ties share the weight).
+    weights = torch.softmax((depth - depth.amax(-1, keepdim=True).detach()) / tau, dim=-1)
     return sims.sum(-1) - (sims * weights).sum(-1)
 
 
-def hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, c: float = 1.0, tau: float = 0.05):
-    """Backward of :func:`hyphc_triplet_loss_reference` by autograd (the fallback kernel).
+def _lca_depth_partials(aa, ae, ee, c: float):
+    """δ of pairs from their scaled dots ``aa = c‖a‖², ae = c a·(b−a), ee = c‖b−a‖²`` and its
+    partials in them (the closed form of :func:`hyp_lca_depth_reference`, differentiated by hand:
+    the same subgradients, 0 at the kinks). Every branch is fed safe values, so autograd can
+    differentiate the result again without NaN."""
+    one, zero = torch.ones_like(aa), torch.zeros_like(aa)
+    wa = (1 + aa) / 2
+    dw = -(2 * ae + ee) / 2  # w_a − w_b
+    num = aa * ee - ae * ae
+    den = dw * dw * aa + 2 * wa * dw * ae + wa * wa * ee
+    apart = den > 0
+    bent = apart & (num > 0)  # else a, b and the origin are collinear: t = 0
+    den_safe = torch.where(apart, den, one)
+    t_bent = torch.sqrt(torch.where(bent, num, one) / den_safe)  # tanh(√c δ)
+    dt_dnum, dt_dden = 0.5 / (t_bent * den_safe), -0.5 * t_bent / den_safe
+    t = torch.where(bent, t_bent, zero)
+    dt = [
+        torch.where(bent, dt_dnum * ee + dt_dden * (dw * dw + dw * ae + wa * ee), zero),
+        torch.where(bent, dt_dnum * (-2 * ae) + dt_dden * 2 * (wa * (dw - ae) - dw * aa), zero),
+        torch.where(bent, dt_dnum * aa + dt_dden * (wa * wa - dw * aa - wa * ae), zero),
+    ]
+    # a == b: the depth of the midpoint, t = 2r / (1 + r²) with r² = mm = aa + ae + ee/4
+    mm = aa + ae + ee / 4
+    inside = ~apart & (mm > 0)
+    r = torch.sqrt(torch.where(inside, mm, one))
+    dt_dmm = torch.where(inside, (1 - mm) / (r * (1 + mm) ** 2), zero)
+    t = torch.where(apart, t, torch.where(inside, 2 * r / (1 + mm), zero))
+    dt = [torch.where(apart, d, dt_dmm * w) for d, w in zip(dt, (1.0, 1.0, 0.25))]
+    ddelta_dt = 1 / (c**0.5 * (1 - t) * (1 + t))
+    return torch.atanh(t) / c**0.5, [ddelta_dt * d for d in dt]
 
-    ``grad (T,)`` → ``(grad_points (P, D), grad_sims (T, 3))``.
+
+def hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, c: float, tau: float = 0.05):
+    """Backward of :func:`hyphc_triplet_loss_reference` in closed form (the fallback kernel).
+
+    ``grad (T,)`` → ``(grad_points (P, D), grad_sims (T, 3))``. Plain PyTorch (no autograd
+    inside, so it also runs as a kernel), differentiable in ``grad``, ``points`` and ``sims``: the
+    op's backward uses it when a graph of the gradient is built (higher derivatives).
     """
-    with torch.enable_grad():
-        p = points.detach().requires_grad_(True)
-        s = sims.detach().requires_grad_(True)
-        out = hyphc_triplet_loss_reference(p, triplets, s, c, tau)
-        gp, gs = torch.autograd.grad(out, (p, s), grad)
-    return gp, gs
+    pairs = ((0, 1), (0, 2), (1, 2))
+    z = [points[triplets[:, m]] for m in range(3)]  # (T, D) each
+    depth, partials = [], []
+    for i, j in pairs:
+        e = z[j] - z[i]
+        d, p = _lca_depth_partials(c * (z[i] * z[i]).sum(-1), c * (z[i] * e).sum(-1), c * (e * e).sum(-1), c)
+        depth.append(d)
+        partials.append(p)
+    depth = torch.stack(depth, dim=-1)
+    weights = torch.softmax((depth - depth.amax(-1, keepdim=True).detach()) / tau, dim=-1)
+    spread = (sims * weights).sum(-1, keepdim=True) - sims
+    dl_ddepth = grad[:, None] * weights * spread / tau  # (T, 3)
+    grad_z = [torch.zeros_like(zm) for zm in z]
+    for m, ((i, j), (d_aa, d_ae, d_ee)) in enumerate(zip(pairs, partials)):
+        g = dl_ddepth[:, m, None] * c
+        e = z[j] - z[i]
+        # aa = c‖z_i‖², ae = c z_i·e, ee = c‖e‖² with e = z_j − z_i
+        grad_z[i] = grad_z[i] + g * (2 * d_aa[:, None] * z[i] + d_ae[:, None] * (e - z[i]) - 2 * d_ee[:, None] * e)
+        grad_z[j] = grad_z[j] + g * (d_ae[:, None] * z[i] + 2 * d_ee[:, None] * e)
+    grad_points = torch.zeros_like(points)
+    for m in range(3):
+        grad_points = grad_points.index_add(0, triplets[:, m], grad_z[m])
+    return grad_points, grad[:, None] * (1 - weights)

@@ -2,10 +2,16 @@
 
 A checkpoint is a dict (see :data:`REQUIRED_KEYS`)::
 
-    {"format": "hyperdml-checkpoint", "version": 1, "config": {...}, "epoch": int, "step": int,
-     "model": state_dict, "loss": state_dict, "optimizer": state_dict, "scheduler": dict | None,
-     "rng": {...}, "metrics": dict | None, "class_names": [...], "super_labels": [...] | None,
-     "super_class_names": [...] | None}
+    {"format": "hyperdml-checkpoint", "version": 2, "config": {...}, "epoch": int, "step": int,
+     "spaces": {head: space config}, "model": state_dict, "loss": state_dict,
+     "optimizer": state_dict, "scheduler": dict | None, "rng": {...}, "metrics": dict | None,
+     "class_names": [...], "super_labels": [...] | None, "super_class_names": [...] | None}
+
+``spaces`` records the space of each model head (``Space.config()``: kind, ``c``, ``clip_r``,
+``inputs``, ...); :func:`checkpoint_spaces` rebuilds them and :func:`build_from_checkpoint` gives
+them to the model, the loss and evaluation. Version-1 checkpoints (no ``spaces``) get theirs
+rebuilt from their config, as they were trained: linear heads whose outputs the loss mapped into
+the ball (``inputs="tangent"``) with the config's ``c`` and ``clip_r``.
 
 :func:`save_checkpoint` writes it to a temporary file in the destination folder, flushes and
 fsyncs it, then ``os.replace``-s it over the destination, so a reader (or a crash) never sees a
@@ -29,10 +35,11 @@ import torch
 
 from hyperdml.errors import CheckpointError
 
-__all__ = ["FORMAT", "VERSION", "REQUIRED_KEYS", "save_checkpoint", "load_checkpoint", "plain_tensors"]
+__all__ = ["FORMAT", "VERSION", "REQUIRED_KEYS", "save_checkpoint", "load_checkpoint", "check_checkpoint", "plain_tensors",
+           "checkpoint_spaces", "build_from_checkpoint", "load_state"]
 
 FORMAT = "hyperdml-checkpoint"
-VERSION = 1
+VERSION = 2
 REQUIRED_KEYS = ("format", "version", "config", "epoch", "step", "model", "loss")
 
 
@@ -146,6 +153,14 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         else:
             why = f"the file is truncated or corrupt ({type(exc).__name__}: {msg[:200]})"
         raise CheckpointError(f"{path} is not a readable hyperdml checkpoint: {why}") from None
+    return check_checkpoint(state, path)
+
+
+def check_checkpoint(state, source: str = "checkpoint") -> dict:
+    """``state`` if it is a complete hyperdml checkpoint dict; :class:`CheckpointError` naming
+    ``source`` and the problem otherwise (another kind of object, another ``format``, a newer
+    ``version``, missing keys, a config that is not a dict)."""
+    path = source
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a hyperdml checkpoint: it holds a {type(state).__name__}, not a dict")
     if state.get("format") != FORMAT:
@@ -164,3 +179,75 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if not isinstance(state["config"], dict):
         raise CheckpointError(f"{path}: the checkpoint's 'config' is not a dict")
     return state
+
+
+def checkpoint_spaces(ckpt: dict) -> dict:
+    """The space of each head of a checkpoint's model: ``{head: Space}``.
+
+    From ``ckpt["spaces"]`` (version 2), or, for a version-1 checkpoint, rebuilt from its config
+    (:func:`hyperdml.train.losses.head_spaces`: linear heads, ``inputs="tangent"``). Raises
+    :class:`CheckpointError` when the recorded spaces cannot be rebuilt.
+    """
+    from hyperdml.spaces import space_from_config
+    from hyperdml.train.losses import head_spaces
+
+    cfg = ckpt.get("config") or {}
+    if ckpt.get("spaces") is None:
+        try:
+            return head_spaces({**cfg, "hyperbolic_head": "linear"})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"cannot rebuild the spaces of a version-1 checkpoint from its config: {exc}") from None
+    recorded = ckpt["spaces"]
+    if not isinstance(recorded, dict) or not recorded:
+        raise CheckpointError(f"the checkpoint's 'spaces' is not a dict of head spaces: {recorded!r}")
+    try:
+        return {str(head): space_from_config(conf) for head, conf in recorded.items()}
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"the checkpoint's spaces cannot be rebuilt: {exc}") from None
+
+
+def build_from_checkpoint(ckpt: dict, device="cpu"):
+    """Rebuild ``(model, loss)`` from a checkpoint dict and load their states.
+
+    Uses ``ckpt["config"]`` (architecture, heads, sizes, loss and its arguments), the recorded
+    spaces (:func:`checkpoint_spaces`) and the number of classes of the stored class names (or of
+    the loss). The model's ``spaces`` are the checkpoint's. Raises :class:`CheckpointError` when
+    the config does not build or a stored state does not fit the rebuilt modules (the message
+    names the first keys that differ).
+    """
+    from hyperdml.errors import ConfigError
+    from hyperdml.models import build_model
+    from hyperdml.train.losses import build_loss
+
+    cfg = ckpt.get("config") or {}
+    spaces = checkpoint_spaces(ckpt)
+    try:
+        model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
+                            hyperbolic_size=cfg.get("hyperbolic_size"), spaces=spaces,
+                            in_channels=int(cfg.get("in_channels", 3)))
+        num_classes = int(cfg.get("num_classes") or len(ckpt.get("class_names") or []))
+        loss = build_loss(cfg, num_classes, spaces=spaces) if num_classes > 0 else None
+    except (KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise CheckpointError(f"the checkpoint's config does not build a model and loss: {exc}") from None
+        raise CheckpointError(f"the checkpoint's config does not build a model and loss: {exc!r}") from None
+    load_state(model, ckpt["model"], "model")
+    if loss is not None and ckpt.get("loss") is not None:
+        load_state(loss, ckpt["loss"], "loss")
+    return model.to(device), (loss.to(device) if loss is not None else None)
+
+
+def load_state(module, state: dict, what: str) -> None:
+    """``module.load_state_dict(state)`` with a :class:`CheckpointError` naming what does not fit."""
+    from hyperdml.models.backbones import state_mismatch
+
+    if not isinstance(state, dict):
+        raise CheckpointError(f"the checkpoint's {what} state is not a dict")
+    mismatch = state_mismatch(module.state_dict(), state)
+    if mismatch:
+        raise CheckpointError(f"the checkpoint's {what} does not fit the {type(module).__name__} built from its "
+                              f"config: {mismatch}")
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"cannot load the checkpoint's {what}: {str(exc).splitlines()[0]}") from None

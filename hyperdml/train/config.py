@@ -14,11 +14,15 @@ import math
 from typing import Any
 
 from hyperdml.errors import ConfigError
+from hyperdml.models.archs import ARCHS, is_vit
 
-__all__ = ["DEFAULTS", "DATASETS", "SMALL_DATASETS", "resolve_config"]
+__all__ = ["DEFAULTS", "DATASETS", "SMALL_DATASETS", "ARCHS", "resolve_config"]
 
 DATASETS = ("synthetic", "digits", "cub", "cars", "sop", "inshop")
 SMALL_DATASETS = ("synthetic", "digits")
+#: the hyperbolic head: ``linear`` (tangent vectors, mapped by the loss's space) or ``normalized``
+#: (:class:`hyperdml.models.HyperbolicHead`, ball points)
+HYPERBOLIC_HEADS = ("linear", "normalized")
 
 DEFAULTS: dict[str, Any] = {
     # data
@@ -27,12 +31,15 @@ DEFAULTS: dict[str, Any] = {
     "data_seed": 0,          # seed of the synthetic data / label noise, kept apart from --seed
     "image_size": None,      # None: the data set's default
     "label_noise": 0.0,
+    # recipe
+    "recipe": None,          # hyp-vit | hier: a published recipe fills the options not given (train/recipes.py)
     # model
-    "arch": "auto",          # small_cnn for synthetic/digits, resnet50 otherwise
+    "arch": "auto",          # small_cnn for synthetic/digits, resnet50 otherwise; or a timm ViT (models/archs.py)
     "weights": None,         # local file of pretrained backbone weights
     "head": "auto",          # from the loss: euclidean, hyperbolic or dual (chest)
     "embedding_size": 128,
     "hyperbolic_size": None,  # None: embedding_size
+    "hyperbolic_head": "linear",  # linear: tangent outputs mapped by the loss's space; normalized: HyperbolicHead
     "c": 0.1,
     "clip_r": 2.3,
     # loss
@@ -42,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 10,
     "batch_size": 64,        # the global batch (split over processes under torchrun)
     "samples_per_class": 4,
-    "lr": None,              # None: 1e-3 for small_cnn, 1e-4 for the ResNets
+    "lr": None,              # None: 1e-3 for small_cnn, 1e-4 for the ResNets, 1e-5 for the ViTs
     "proxy_lr_mult": 100.0,
     "head_lr_mult": 1.0,
     "weight_decay": 1e-4,
@@ -95,6 +102,13 @@ def resolve_config(config: dict | None = None, **overrides) -> dict:
     if unknown:
         raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
     given.pop("resume", None)
+    if given.get("recipe") is not None:  # the recipe fills what was not given
+        from hyperdml.train.recipes import recipe_settings
+
+        if given.get("arch") == "auto":
+            del given["arch"]
+        filled = recipe_settings(given["recipe"], given.get("dataset", DEFAULTS["dataset"]), given.get("arch"))
+        given = {**filled, **given}
     cfg.update(copy.deepcopy(given))
 
     if cfg["dataset"] not in DATASETS:
@@ -142,17 +156,24 @@ def resolve_config(config: dict | None = None, **overrides) -> dict:
         raise ConfigError(f"--amp must be none, bf16 or fp16, got {cfg['amp']!r}")
     cfg["amp"] = amp
 
+    if cfg["hyperbolic_head"] not in HYPERBOLIC_HEADS:
+        raise ConfigError(f"--hyperbolic-head must be one of {', '.join(HYPERBOLIC_HEADS)}, got {cfg['hyperbolic_head']!r}")
     if cfg["arch"] == "auto":
         cfg["arch"] = "small_cnn" if cfg["dataset"] in SMALL_DATASETS else "resnet50"
-    if cfg["arch"] not in ("small_cnn", "resnet18", "resnet50"):
-        raise ConfigError(f"--arch must be small_cnn, resnet18 or resnet50, got {cfg['arch']!r}")
+    if cfg["arch"] not in ARCHS:
+        raise ConfigError(f"--arch must be one of {', '.join(ARCHS)}, got {cfg['arch']!r}")
+    if is_vit(cfg["arch"]):
+        import importlib.util
+
+        if importlib.util.find_spec("timm") is None:
+            raise ConfigError(f"--arch {cfg['arch']} needs timm, an optional dependency: pip install hyperdml[vit]")
     needed = loss_head(cfg["loss"])  # ConfigError for an unknown loss
     if cfg["head"] == "auto":
         cfg["head"] = needed
     if cfg["head"] != needed:
         raise ConfigError(f"--loss {cfg['loss']} needs --head {needed} (got --head {cfg['head']})")
     if cfg["lr"] is None:
-        cfg["lr"] = 1e-3 if cfg["arch"] == "small_cnn" else 1e-4
+        cfg["lr"] = 1e-3 if cfg["arch"] == "small_cnn" else 1e-5 if is_vit(cfg["arch"]) else 1e-4
     if isinstance(cfg["lr"], bool) or not isinstance(cfg["lr"], (int, float)) or not cfg["lr"] > 0:
         raise ConfigError(f"--lr must be > 0, got {cfg['lr']!r}")
     cfg["lr"] = float(cfg["lr"])

@@ -1,10 +1,10 @@
 """Evaluation: embeddings of a data set, retrieval metrics per head, checkpoints evaluated.
 
 - :func:`compute_embeddings`: head outputs of a model over a data set.
-- :func:`evaluate_embeddings`: retrieval metrics of one head's outputs (Euclidean head: cosine;
-  hyperbolic head: ``metric="poincare"`` on ``PoincareSpace(c, clip_r).to_space(z)``).
+- :func:`evaluate_embeddings`: retrieval metrics of one head's outputs in that head's space
+  (mapped by ``space.to_space``, ranked by the space: cosine, or geodesic distance in the ball).
 - :func:`evaluate_model`: every head of a model on a data set's test split (In-Shop: query vs
-  gallery).
+  gallery), each in its space (``model.spaces``).
 - :func:`evaluate_checkpoint`: rebuild a model from a checkpoint and evaluate it.
 """
 
@@ -13,11 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["compute_embeddings", "evaluate_embeddings", "evaluate_model", "evaluate_checkpoint", "build_from_checkpoint",
-           "format_metrics_table", "HEAD_METRIC"]
-
-#: the retrieval metric of each head
-HEAD_METRIC = {"euclidean": "cosine", "hyperbolic": "poincare"}
+__all__ = ["compute_embeddings", "evaluate_embeddings", "evaluate_model", "evaluate_checkpoint", "format_metrics_table"]
 
 
 @torch.no_grad()
@@ -55,94 +51,37 @@ def compute_embeddings(model: nn.Module, dataset, batch_size: int = 256, device=
     return {k: torch.cat(v) for k, v in outs.items()}, torch.cat(labels)
 
 
-def _ball_points(z: torch.Tensor, c: float, clip_r: float | None) -> torch.Tensor:
-    from hyperdml.spaces import PoincareSpace
+def evaluate_embeddings(z: torch.Tensor, labels: torch.Tensor, space, *, query=None, query_labels=None) -> dict:
+    """Retrieval metrics of one head's outputs ``z (N, D)`` with ``labels (N,)``, in ``space``.
 
-    return PoincareSpace(c=c, clip_r=clip_r).to_space(z)
-
-
-def evaluate_embeddings(head: str, z: torch.Tensor, labels: torch.Tensor, *, c: float = 0.1,
-                        clip_r: float | None = 2.3, query=None, query_labels=None) -> dict:
-    """Retrieval metrics of one head's outputs ``z (N, D)`` with ``labels (N,)``.
-
-    ``head="euclidean"``: cosine kNN on ``z``; ``"hyperbolic"``: Poincaré kNN on the ball points
-    ``PoincareSpace(c, clip_r).to_space(z)`` (and of ``query`` likewise). Returns
-    :func:`hyperdml.metrics.evaluate_retrieval`'s dict.
+    The outputs (and ``query``'s) are mapped by ``space.to_space`` and ranked by the space
+    (:func:`hyperdml.metrics.evaluate_retrieval` with ``space=space``). Returns its dict.
     """
     from hyperdml.metrics import evaluate_retrieval
 
-    metric = HEAD_METRIC[head]
-    if head == "hyperbolic":
-        z = _ball_points(z, c, clip_r)
-        query = None if query is None else _ball_points(query, c, clip_r)
-    kwargs = {"metric": metric}
-    if metric == "poincare":
-        kwargs["c"] = c
-    if query is not None:
-        kwargs.update(query=query, query_labels=query_labels)
-    return {k: float(v) for k, v in evaluate_retrieval(z, labels, **kwargs).items()}
+    with torch.no_grad():
+        points = space.to_space(z)
+        kwargs = {}
+        if query is not None:
+            kwargs = {"query": space.to_space(query), "query_labels": query_labels}
+    return {k: float(v) for k, v in evaluate_retrieval(points, labels, space=space, **kwargs).items()}
 
 
-def evaluate_model(model: nn.Module, splits, *, c: float = 0.1, clip_r: float | None = 2.3,
-                   batch_size: int = 256, device="cpu", workers: int = 0) -> dict:
+def evaluate_model(model: nn.Module, splits, *, spaces: dict | None = None, batch_size: int = 256, device="cpu",
+                   workers: int = 0) -> dict:
     """Metrics of every head of ``model`` on ``splits.test`` → ``{head: metrics dict}``.
 
-    With ``splits.query``/``splits.gallery`` set (In-Shop) the query images are ranked against
-    the gallery; otherwise every test image against the rest.
+    Each head is evaluated in its space: ``spaces[head]`` (default ``model.spaces``). With
+    ``splits.query``/``splits.gallery`` set (In-Shop) the query images are ranked against the
+    gallery; otherwise every test image against the rest.
     """
+    spaces = model.spaces if spaces is None else spaces
     if getattr(splits, "query", None) is not None and getattr(splits, "gallery", None) is not None:
         zg, yg = compute_embeddings(model, splits.gallery, batch_size, device, workers)
         zq, yq = compute_embeddings(model, splits.query, batch_size, device, workers)
-        return {h: evaluate_embeddings(h, zg[h], yg, c=c, clip_r=clip_r, query=zq[h], query_labels=yq) for h in zg}
+        return {h: evaluate_embeddings(zg[h], yg, spaces[h], query=zq[h], query_labels=yq) for h in zg}
     z, y = compute_embeddings(model, splits.test, batch_size, device, workers)
-    return {h: evaluate_embeddings(h, z[h], y, c=c, clip_r=clip_r) for h in z}
-
-
-def build_from_checkpoint(ckpt: dict, device="cpu"):
-    """Rebuild ``(model, loss)`` from a checkpoint dict and load their states.
-
-    Uses ``ckpt["config"]`` (architecture, heads, sizes, loss and its arguments) and the number
-    of classes of the stored class names (or of the loss). Raises
-    :class:`~hyperdml.errors.CheckpointError` when a stored state does not fit the rebuilt
-    modules (the message names the first keys that differ).
-    """
-    from hyperdml.errors import CheckpointError, ConfigError
-    from hyperdml.models import build_model
-    from hyperdml.train.losses import build_loss
-
-    cfg = ckpt.get("config") or {}
-    try:
-        model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
-                            hyperbolic_size=cfg.get("hyperbolic_size"), c=cfg.get("c", 0.1),
-                            clip_r=cfg.get("clip_r", 2.3), in_channels=int(cfg.get("in_channels", 3)))
-        num_classes = int(cfg.get("num_classes") or len(ckpt.get("class_names") or []))
-        loss = build_loss(cfg, num_classes) if num_classes > 0 else None
-    except (KeyError, ValueError, TypeError) as exc:
-        if isinstance(exc, ConfigError):
-            raise CheckpointError(f"the checkpoint's config does not build a model and loss: {exc}") from None
-        raise CheckpointError(f"the checkpoint's config does not build a model and loss: {exc!r}") from None
-    load_state(model, ckpt["model"], "model")
-    if loss is not None and ckpt.get("loss") is not None:
-        load_state(loss, ckpt["loss"], "loss")
-    return model.to(device), (loss.to(device) if loss is not None else None)
-
-
-def load_state(module: nn.Module, state: dict, what: str) -> None:
-    """``module.load_state_dict(state)`` with a :class:`CheckpointError` naming what does not fit."""
-    from hyperdml.errors import CheckpointError
-
-    if not isinstance(state, dict):
-        raise CheckpointError(f"the checkpoint's {what} state is not a dict")
-    from hyperdml.models.backbones import state_mismatch
-
-    mismatch = state_mismatch(module.state_dict(), state)
-    if mismatch:
-        raise CheckpointError(f"the checkpoint's {what} does not fit the {type(module).__name__} built from its "
-                              f"config: {mismatch}")
-    try:
-        module.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"cannot load the checkpoint's {what}: {str(exc).splitlines()[0]}") from None
+    return {h: evaluate_embeddings(z[h], y, spaces[h]) for h in z}
 
 
 def format_metrics_table(metrics: dict, keys=("recall@1", "recall@2", "recall@4", "recall@8", "map@r",
@@ -165,7 +104,7 @@ def evaluate_checkpoint(path: str, *, dataset: str | None = None, data_root: str
     Raises ``CheckpointError`` (unreadable or unfitting checkpoint) or ``DatasetError``.
     """
     from hyperdml.data import build_datasets
-    from hyperdml.train.checkpoint import load_checkpoint
+    from hyperdml.train.checkpoint import build_from_checkpoint, load_checkpoint
 
     ckpt = load_checkpoint(path)
     cfg = dict(ckpt["config"])
@@ -182,7 +121,6 @@ def evaluate_checkpoint(path: str, *, dataset: str | None = None, data_root: str
 
         raise ConfigError(f"data set {cfg['dataset']!r} has {splits.channels}-channel images but the checkpoint's "
                           f"model takes {model.backbone.in_channels} channels")
-    heads = evaluate_model(model, splits, c=cfg.get("c", 0.1), clip_r=cfg.get("clip_r", 2.3),
-                           batch_size=batch_size, device=device, workers=workers)
+    heads = evaluate_model(model, splits, batch_size=batch_size, device=device, workers=workers)
     return {"checkpoint": str(path), "epoch": int(ckpt["epoch"]), "step": int(ckpt["step"]),
             "dataset": cfg["dataset"], "heads": heads}

@@ -14,8 +14,9 @@ Parameters (``config["loss_args"]``, from repeated ``--loss-arg key=value``) go 
 that has a parameter of that name (the base loss, the space of a hyperbolic loss:
 ``proxy_param``/``sim_scale``/``sim_offset``, or a wrapper); ``cp.key``, ``hpl.key``, ``base.key``
 name the part explicitly. Values are typed by the constructor's default (:func:`parse_loss_args`).
-The curvature and clipping radius come from ``config["c"]`` / ``config["clip_r"]`` (``--c``,
-``--clip-r``), shared with the model and evaluation.
+The spaces come from :func:`head_spaces` (``config["c"]`` / ``config["clip_r"]``, ``--c``,
+``--clip-r``, and the space's loss arguments) or, when rebuilding a checkpoint, from the spaces it
+recorded; the model's heads, the loss and evaluation share them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from torch import nn
 
 from hyperdml.errors import ConfigError
 
-__all__ = ["BASE_LOSSES", "WRAPPERS", "build_loss", "loss_head", "parse_loss_args", "loss_parameters", "split_name"]
+__all__ = ["BASE_LOSSES", "WRAPPERS", "build_loss", "head_spaces", "loss_head", "loss_head_spaces", "parse_loss_args", "loss_parameters",
+           "split_name"]
 
 #: base name → (class name in hyperdml.losses, space)
 BASE_LOSSES = {
@@ -208,17 +210,48 @@ def _route(name: str, loss_args: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return routed
 
 
-def build_loss(config: dict, num_classes: int) -> nn.Module:
-    """The loss named ``config["loss"]`` for ``num_classes`` training classes.
+def _space_args(name: str, loss_args: dict) -> dict[str, Any]:
+    """The hyperbolic space's arguments among the loss arguments (CHEST takes ``proxy_param`` itself)."""
+    routed = _route(name, parse_loss_args(name, dict(loss_args)) if loss_args else {})
+    args = dict(routed.get("space", {}))
+    if "proxy_param" in routed.get("base", {}):
+        args["proxy_param"] = routed["base"]["proxy_param"]
+    return args
 
-    Reads ``loss``, ``loss_args`` (dict, typed or strings), ``embedding_size``,
-    ``hyperbolic_size`` (default ``embedding_size``), ``c`` (default 0.1) and ``clip_r``
-    (default 2.3) from ``config``. Returns an ``nn.Module``: single-head losses are called
-    ``loss(embeddings (B, D), labels (B,))``, CHEST ``loss(z_e (B, D_E), z_h (B, D_H), labels)``.
-    Bad names or parameters raise :class:`~hyperdml.errors.ConfigError`.
+
+def head_spaces(config: dict) -> dict:
+    """The space of each model head of a training config: ``{head name: Space}``.
+
+    ``euclidean``: ``EuclideanSpace()``; ``hyperbolic``: ``PoincareSpace(c, clip_r, inputs=...)``
+    with the hyperbolic loss's space arguments (``proxy_param``, ``sim_scale``, ``sim_offset``) and
+    ``inputs="ball"`` when the model's hyperbolic head is a :class:`~hyperdml.models.HyperbolicHead`
+    (``config["hyperbolic_head"] == "normalized"``), ``"tangent"`` for a linear head.
     """
+    from hyperdml.models import HEAD_NAMES
     from hyperdml.spaces import EuclideanSpace, PoincareSpace
 
+    head = config.get("head") or loss_head(config.get("loss", "proxy_anchor"))
+    out = {}
+    for name in HEAD_NAMES[head]:
+        if name == "euclidean":
+            out[name] = EuclideanSpace()
+            continue
+        inputs = "ball" if config.get("hyperbolic_head", "linear") == "normalized" else "tangent"
+        out[name] = PoincareSpace(c=float(config.get("c", 0.1)), clip_r=config.get("clip_r", 2.3), inputs=inputs,
+                                  **_space_args(config.get("loss", "proxy_anchor"), config.get("loss_args") or {}))
+    return out
+
+
+def build_loss(config: dict, num_classes: int, spaces: dict | None = None) -> nn.Module:
+    """The loss named ``config["loss"]`` for ``num_classes`` training classes.
+
+    Reads ``loss``, ``loss_args`` (dict, typed or strings), ``embedding_size`` and
+    ``hyperbolic_size`` (default ``embedding_size``) from ``config``. ``spaces`` (``{head: Space}``,
+    e.g. a checkpoint's) gives the loss its spaces; default :func:`head_spaces` of the config.
+    Returns an ``nn.Module``: single-head losses are called ``loss(embeddings (B, D), labels (B,))``,
+    CHEST ``loss(z_e (B, D_E), z_h (B, D_H), labels)``. Bad names or parameters raise
+    :class:`~hyperdml.errors.ConfigError`.
+    """
     name = config.get("loss", "proxy_anchor")
     wrappers, base = split_name(name)
     raw = config.get("loss_args") or {}
@@ -226,22 +259,36 @@ def build_loss(config: dict, num_classes: int) -> nn.Module:
     routed = _route(name, args)
     d_e = int(config.get("embedding_size", 128))
     d_h = int(config.get("hyperbolic_size") or d_e)
-    c = float(config.get("c", 0.1))
-    clip_r = config.get("clip_r", 2.3)
     cls_name, space_kind = BASE_LOSSES[base]
     cls = getattr(_losses_module(), cls_name)
+    spaces = dict(spaces) if spaces is not None else head_spaces({**config, "head": loss_head(name)})
     try:
         if space_kind == "dual":
-            loss = cls(num_classes, d_e, d_h, c=c, clip_r=clip_r, **routed["base"])
+            hyp = spaces["hyperbolic"]
+            base_args = {"proxy_param": hyp.proxy_param, **routed["base"]}
+            loss = cls(num_classes, d_e, d_h, c=hyp.c, clip_r=hyp.clip_r, inputs=hyp.inputs, **base_args)
         elif space_kind == "poincare":
-            space = PoincareSpace(c=c, clip_r=clip_r, **routed["space"])
-            loss = cls(num_classes, d_h, space=space, **routed["base"])
+            loss = cls(num_classes, d_h, space=spaces["hyperbolic"], **routed["base"])
         else:
-            loss = cls(num_classes, d_e, space=EuclideanSpace(), **routed["base"])
+            loss = cls(num_classes, d_e, space=spaces["euclidean"], **routed["base"])
         for w in reversed(wrappers):  # innermost first
             loss = _wrapper_class(w)(loss, **routed[w])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"cannot build loss {name!r} with {args or 'default arguments'}: {exc}") from None
+    wanted = [spaces[h] for h in _head_names(name)]
+    if list(loss.input_spaces) != wanted:
+        raise ConfigError(f"loss {name!r} cannot take the spaces {wanted!r} (it builds {list(loss.input_spaces)!r})")
     return loss
+
+
+def loss_head_spaces(name: str, loss) -> dict:
+    """``{head name: Space}`` of a built loss: its ``input_spaces`` named by the heads that feed them."""
+    return dict(zip(_head_names(name), loss.input_spaces))
+
+
+def _head_names(name: str) -> tuple[str, ...]:
+    from hyperdml.models import HEAD_NAMES
+
+    return HEAD_NAMES[loss_head(name)]

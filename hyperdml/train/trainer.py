@@ -32,10 +32,10 @@ from torch import nn
 
 from hyperdml.distributed import all_gather_no_grad, all_gather_with_grad
 from hyperdml.errors import ConfigError, HyperdmlError
-from hyperdml.train.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
+from hyperdml.train.checkpoint import FORMAT, VERSION, checkpoint_spaces, load_checkpoint, load_state, save_checkpoint
 from hyperdml.train.config import resolve_config
 from hyperdml.train.distributed import cleanup_distributed, env_world_size, setup_distributed
-from hyperdml.train.evaluate import evaluate_model, load_state
+from hyperdml.train.evaluate import evaluate_model
 from hyperdml.train.rng import rng_state, seed_everything, set_rng_state
 from hyperdml.train.schedule import WarmupSchedule
 
@@ -55,6 +55,7 @@ def resolve_resume_path(resume: str) -> str:
 def _merge_resume(given: dict, ckpt_cfg: dict, ckpt_path: str) -> dict:
     """The checkpoint's config with the allowed overrides from ``given``; ConfigError on a conflict."""
     merged = dict(ckpt_cfg)
+    merged.setdefault("hyperbolic_head", "linear")  # checkpoints from before the option had linear heads
     for key in RESUME_OVERRIDES:
         if key in given:
             merged[key] = given[key]
@@ -141,7 +142,7 @@ class Trainer:
         from hyperdml.data import ClassBalancedSampler, DistributedClassBalancedSampler, build_datasets
         from hyperdml.models import build_model
         from hyperdml.optim import make_optimizer
-        from hyperdml.train.losses import build_loss
+        from hyperdml.train.losses import build_loss, head_spaces
 
         cfg = self.cfg
         self.rank, self.world, self.device = setup_distributed(device=cfg["device"])
@@ -172,10 +173,11 @@ class Trainer:
         self.steps_per_epoch = len(self.sampler)
         if self.steps_per_epoch < 1:
             raise ConfigError(f"the training split ({len(labels)} images) gives no full batch of {cfg['batch_size']}")
+        spaces = checkpoint_spaces(self.ckpt) if self.ckpt is not None else head_spaces(cfg)
         self.model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
-                                 hyperbolic_size=cfg["hyperbolic_size"], c=cfg["c"], clip_r=cfg["clip_r"],
+                                 hyperbolic_size=cfg["hyperbolic_size"], spaces=spaces,
                                  in_channels=cfg["in_channels"], weights=cfg["weights"]).to(self.device)
-        self.loss = build_loss(cfg, cfg["num_classes"]).to(self.device)
+        self.loss = build_loss(cfg, cfg["num_classes"], spaces=spaces).to(self.device)
         self.optimizer = make_optimizer(self.model.backbone, self.loss, self.model.heads, lr=cfg["lr"],
                                         head_lr_mult=cfg["head_lr_mult"], proxy_lr_mult=cfg["proxy_lr_mult"],
                                         weight_decay=cfg["weight_decay"], eps=cfg["adam_eps"])
@@ -244,6 +246,7 @@ class Trainer:
         return {
             "format": FORMAT, "version": VERSION, "config": dict(self.cfg),
             "epoch": self.epoch, "step": self.step,
+            "spaces": {head: space.config() for head, space in self.model.spaces.items()},
             "model": self.model.state_dict(), "loss": self.loss.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -279,8 +282,7 @@ class Trainer:
         if self.is_main:
             t0 = time.perf_counter()
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                heads = evaluate_model(self.model, self.splits, c=self.cfg["c"], clip_r=self.cfg["clip_r"],
-                                       batch_size=self.cfg["eval_batch_size"], device=self.device,
+                heads = evaluate_model(self.model, self.splits, batch_size=self.cfg["eval_batch_size"], device=self.device,
                                        workers=self.cfg["workers"])
             self.metrics = {"epoch": self.epoch, "step": self.step, "dataset": self.cfg["dataset"],
                             "loss": self.cfg["loss"], "heads": heads}
@@ -390,9 +392,7 @@ class Trainer:
         while self.epoch < cfg["epochs"] and not stopped:
             epoch = self.epoch
             self.sampler.set_epoch(epoch)
-            set_epoch = getattr(self.loss, "set_epoch", None)
-            if callable(set_epoch):
-                set_epoch(epoch)
+            self.loss.set_epoch(epoch)
             position = self.step - epoch * self.steps_per_epoch
             batches = list(self.sampler)[position:]
             loader = DataLoader(self.splits.train, batch_sampler=batches, num_workers=cfg["workers"],
@@ -409,9 +409,8 @@ class Trainer:
                 if self.step % cfg["log_every"] == 0:
                     rec = {"event": "step", "epoch": epoch, "step": self.step, "loss": value,
                            "lr": self.optimizer.param_groups[-1]["lr"]}
-                    parts = getattr(self.loss, "parts", None)
-                    if isinstance(parts, dict) and parts:
-                        rec["parts"] = {k: float(v) for k, v in parts.items()}
+                    if self.loss.parts:
+                        rec["parts"] = {k: float(v) for k, v in self.loss.parts.items()}
                     self.log.write(rec)
                 if self.step >= self.total_steps:
                     stopped = True

@@ -5,7 +5,7 @@ labelled with class names and coloured by super-class (a link is drawn in a supe
 when every leaf under it belongs to that super-class, grey otherwise), the root on the left. The
 x axis is the merge value: the hyperbolic LCA depth ``d_c(0, z_i∨z_j)`` for trees from
 :func:`hyperdml.hierarchy.decode_tree` (pass ``depth_max``), the cosine similarity for
-:func:`hyperdml.viz.trees.cosine_tree` (``kind="cosine"``). Both grow to the right, so two panels
+:func:`hyperdml.hierarchy.cosine_tree` (``kind="cosine"``). Both grow to the right, so two panels
 read the same way. Trees with more than ``max_leaves`` (250) leaves are truncated to their last
 ``truncate_to`` (100) clusters (SciPy's ``truncate_mode="lastp"``); a cluster is labelled with its
 size and its majority super-class (or first class). The figure height grows with the leaf count
@@ -27,8 +27,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from hyperdml.hierarchy import _merged_label_counts
 from hyperdml.hierarchy import dendrogram as _dendrogram
+from hyperdml.hierarchy import merged_label_counts
 from hyperdml.viz.style import GREY, new_figure, palette, text_color
 
 __all__ = ["plot_dendrogram", "plot_dendrograms", "dendrogram_size", "orient_tree"]
@@ -253,7 +253,7 @@ def _truncated_labels(z, groups, names, group_names):
         size[p + m] = size[a] + size[b]
     top: dict = {}
     if groups is not None:  # majority group of every cluster
-        for m, (_, counts, _) in enumerate(_merged_label_counts(z, groups)):
+        for m, (_, counts, _) in enumerate(merged_label_counts(z, groups)):
             top[p + m] = max(counts.items(), key=lambda kv: kv[1])
 
     def label(node):

@@ -15,7 +15,7 @@ Choices (see ``docs/viz.md``):
   class) says whether each class's proxies form a subtree.
 - Hyperbolic tree: :func:`hyperdml.hierarchy.decode_tree` (HypHC single linkage on LCA depth).
   Euclidean tree (dual/CHEST models): single linkage on the cosine of the Euclidean proxies
-  (:func:`hyperdml.viz.trees.cosine_tree`). Both are drawn side by side in one figure.
+  (:func:`hyperdml.hierarchy.cosine_tree`). Both are drawn side by side in one figure.
 - Dasgupta cost (normalised to ``(0, 1]``, lower is better) of each tree for every similarity
   available: ``super_class`` (``s_ij = 1`` when classes i and j share a super-class; the known
   hierarchy), ``euclidean_proxies`` (``0.5·(1 + cos)`` of the Euclidean class proxies, CHEST's
@@ -26,7 +26,7 @@ Choices (see ``docs/viz.md``):
   permuted over the classes (20 seeded permutations).
 - Disk: classes (all, or a seeded sample of ``max_disk_classes``) reduced by
   :class:`~hyperdml.viz.reduce.TangentPCA` fitted on the class proxies; the tree edges are the
-  leaf pairs realising each single-linkage merge (:func:`~hyperdml.viz.trees.tree_edges`), drawn as
+  leaf pairs realising each single-linkage merge (:func:`~hyperdml.hierarchy.tree_edges`), drawn as
   geodesics between the 2-D points; test embeddings sampled to ``max_points``.
 """
 
@@ -43,9 +43,8 @@ import torch
 
 from hyperdml import geometry
 from hyperdml.errors import CheckpointError, HyperdmlError
-from hyperdml.hierarchy import _leaf_depth, decode_tree, dendrogram_purity, tree_height
+from hyperdml.hierarchy import dasgupta_cost_features, dasgupta_cost_labels, dendrogram_purity, tree_height
 from hyperdml.viz.proxies import ProxySet, find_proxies
-from hyperdml.viz.trees import cosine_tree, dasgupta_cost_features, dasgupta_cost_labels, tree_edges
 
 __all__ = ["analyze_proxies", "hierarchy_figures", "write_loss_report", "write_hierarchy_report"]
 
@@ -62,11 +61,6 @@ def _super_ok(super_labels, num_classes: int):
     if s.shape[0] != num_classes or (s < 0).any():
         return None
     return s
-
-
-def _tree(space: str, points, c) -> np.ndarray:
-    """The tree of one space's points: HypHC decoding in the ball, cosine single linkage in Euclidean space."""
-    return decode_tree(points, c) if space == "hyperbolic" else cosine_tree(points)
 
 
 def _space_metrics(z, leaves_super, sims: dict, seconds: float, tree: str) -> dict:
@@ -103,58 +97,57 @@ def analyze_proxies(loss, *, super_labels=None, max_proxy_leaves: int = MAX_PROX
         ``metrics`` is what ``tree_metrics.json`` holds (plain JSON types). Raises
         :class:`~hyperdml.errors.HyperdmlError` when the loss has no hyperbolic proxies.
     """
-    found = find_proxies(loss)
-    if "hyperbolic" not in found:
-        spaces = ", ".join(found)
-        raise HyperdmlError(
-            f"no hyperbolic proxies: the loss {type(loss).__name__} has only {spaces} proxies; "
-            "the hierarchy report needs a hyperbolic or dual (CHEST) model"
-        )
-    hyp = found["hyperbolic"]
-    c = hyp.c
-    if hyp.num_classes < 2:
-        raise HyperdmlError(f"a tree needs at least 2 classes, the loss has {hyp.num_classes}")
-    sup = _super_ok(super_labels, hyp.num_classes)
+    found = _ordered(find_proxies(loss), type(loss).__name__)
+    main = next(iter(found.values()))
+    if main.num_classes < 2:
+        raise HyperdmlError(f"a tree needs at least 2 classes, the loss has {main.num_classes}")
+    sup = _super_ok(super_labels, main.num_classes)
     points = {name: ps.class_points() for name, ps in found.items()}
-    sims = {"hyperbolic_angles": geometry.logmap0(points["hyperbolic"], c)}
-    if "euclidean" in found:
-        sims["euclidean_proxies"] = points["euclidean"]
+    sims = {f"{name}_angles": ps.space.features(points[name]) for name, ps in found.items()}
 
-    trees, metrics = {}, {}
-    for space, what in (("hyperbolic", "HypHC decoding: single linkage on LCA depth of the class proxies"),
-                        ("euclidean", "single linkage on cosine similarity of the class proxies")):
-        if space not in found:
-            continue
-        ps = found[space]
+    trees, axes, metrics = {}, {}, {}
+    for name, ps in found.items():
         t = time.perf_counter()
-        trees[space] = _tree(space, points[space], ps.c)
-        m = metrics[space] = _space_metrics(trees[space], sup, sims, time.perf_counter() - t, what)
-        if space == "hyperbolic":
-            m.update(c=c, clip_r=ps.clip_r)
-            if ps.sphere_radius is not None:  # the proxies as HypHC saw them (CHEST hc_sphere)
-                m.update(tree=what + ", placed on HypHC's sphere", sphere_radius=ps.sphere_radius)
+        trees[name] = ps.space.decode_tree(points[name])
+        axes[name] = ps.space.tree_axis(points[name])
+        m = metrics[name] = _space_metrics(trees[name], sup, sims, time.perf_counter() - t,
+                                           f"{axes[name]['description']} of the class proxies")
+        m["space"] = ps.space.config()
+        if ps.sphere_radius is not None:  # the proxies as HypHC saw them (CHEST's hc_sphere)
+            m.update(tree=m["tree"] + ", placed on HypHC's sphere", sphere_radius=ps.sphere_radius)
         m["dim"] = int(ps.points.shape[1])
         purity = None
         if ps.per_class > 1 and ps.num_classes * ps.per_class <= max_proxy_leaves:
-            purity = dendrogram_purity(_tree(space, ps.points, ps.c), ps.labels)
+            purity = dendrogram_purity(ps.space.decode_tree(ps.points), ps.labels)
         m["proxy_class_purity"] = purity
 
-    leaf_depth = _leaf_depth(np.sqrt(c) * points["hyperbolic"].norm(dim=1).numpy(), c)
     summary = {
-        "num_classes": hyp.num_classes,
-        "proxies_per_class": hyp.per_class,
-        "leaves": "one per class: the class's proxies averaged (tangent-space mean in the ball)",
+        "num_classes": main.num_classes,
+        "proxies_per_class": main.per_class,
+        "leaves": "one per class: the space's mean of the class's proxies (tangent-space mean in the ball, "
+                  "mean of unit vectors for the cosine)",
         "num_super_classes": None if sup is None else int(sup.max()) + 1,
         "similarities": {
             "super_class": "s_ij = 1 if classes i and j share a super-class, else 0 (known hierarchy)",
-            "euclidean_proxies": "s_ij = 0.5 (1 + cos) of the Euclidean class proxies (dual models)",
-            "hyperbolic_angles": "s_ij = 0.5 (1 + cos) of logmap0 of the hyperbolic class proxies",
+            **{f"{name}_angles": f"s_ij = 0.5 (1 + cos) of the {name} class proxies' features "
+                                 "(unit vectors; logmap0 in the ball: directions from the origin)" for name in found},
         },
         "dasgupta_cost_normalization": "cost / (P * sum_{i<j} s_ij): 1 = every pair meets at the root, lower is better",
         "spaces": metrics,
     }
-    return {"proxies": found, "class_points": points, "trees": trees, "depth_max": float(leaf_depth.max()),
-            "super_labels": sup, "metrics": summary}
+    return {"proxies": found, "class_points": points, "trees": trees, "axes": axes, "super_labels": sup,
+            "metrics": summary}
+
+
+def _ordered(found: dict, what: str) -> dict:
+    """The proxy sets with the one drawn in the disk first; ``HyperdmlError`` when none can be."""
+    drawn = [name for name, ps in found.items() if ps.space.has_disk]
+    if not drawn:
+        raise HyperdmlError(
+            f"no hyperbolic proxies: the loss {what} has only {', '.join(found)} proxies; "
+            "the hierarchy report needs a hyperbolic or dual (CHEST) model"
+        )
+    return {name: found[name] for name in [drawn[0], *(n for n in found if n != drawn[0])]}
 
 
 def _check_format(fmt: str) -> None:
@@ -168,11 +161,10 @@ def _fmt(v, spec=".3f") -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-def _panel_title(space: str, m: dict) -> str:
+def _panel_title(name: str, m: dict, axis: dict) -> str:
     cost = m["dasgupta_cost"]
     key = "super_class" if "super_class" in cost else next(iter(cost))
-    what = (f"hyperbolic proxies (c={m['c']:g}, D={m['dim']}): HypHC decoding" if space == "hyperbolic"
-            else f"Euclidean proxies (D={m['dim']}): single linkage on cosine")
+    what = f"{name} proxies (D={m['dim']}): {axis['short']}"
     chance = f" (chance {_fmt(m['dendrogram_purity_shuffled'], '.2f')})" if m.get("dendrogram_purity_shuffled") else ""
     name = "super-class" if key == "super_class" else key.replace("_", " ")
     return f"{what}\npurity {_fmt(m['dendrogram_purity'])}{chance}, Dasgupta cost ({name}) {_fmt(cost[key])}"
@@ -211,11 +203,11 @@ def hierarchy_figures(
     """
     from hyperdml.viz.dendrogram_plot import plot_dendrograms
     from hyperdml.viz.disk import plot_poincare_disk
-    from hyperdml.viz.reduce import TangentPCA
 
     an = analysis if analysis is not None else analyze_proxies(loss, super_labels=super_labels)
-    hyp: ProxySet = an["proxies"]["hyperbolic"]
-    C, c = hyp.num_classes, hyp.c
+    disk_name = next(iter(an["proxies"]))  # analyze_proxies puts the set drawn in the disk first
+    hyp: ProxySet = an["proxies"][disk_name]
+    space, C = hyp.space, hyp.num_classes
     sup = an["super_labels"]
     names = [str(n) for n in class_names] if class_names is not None and len(class_names) == C else [str(i) for i in range(C)]
     snames = None
@@ -226,33 +218,32 @@ def hierarchy_figures(
     label = f"{name}: " if name else ""
 
     panels = []
-    for space in ("hyperbolic", "euclidean"):
-        if space not in an["trees"]:
-            continue
-        m = an["metrics"]["spaces"][space]
-        panels.append(dict(z=an["trees"][space], leaf_names=names, groups=sup, group_names=snames,
-                           kind="lca" if space == "hyperbolic" else "cosine",
-                           depth_max=an["depth_max"] if space == "hyperbolic" else None,
-                           title=_panel_title(space, m)))
-    sides = " vs ".join(s for s in ("hyperbolic", "euclidean") if s in an["trees"])
+    for set_name, z in an["trees"].items():
+        axis = an["axes"][set_name]
+        panels.append(dict(z=z, leaf_names=names, groups=sup, group_names=snames, kind=axis["kind"],
+                           depth_max=axis["depth_max"],
+                           title=_panel_title(set_name, an["metrics"]["spaces"][set_name], axis)))
+    sides = " vs ".join(an["trees"])
     k_txt = f", {hyp.per_class} proxies/class averaged" if hyp.per_class > 1 else ""
     dendro = plot_dendrograms(panels, max_leaves=max_leaves,
                               suptitle=f"{label}trees of {C} class proxies ({sides}{k_txt})")
 
     rng = np.random.default_rng(seed)
-    pts = an["class_points"]["hyperbolic"]
+    pts = an["class_points"][disk_name]
     if C > max_disk_classes:
         shown = np.sort(rng.choice(C, max_disk_classes, replace=False))
-        z_shown = decode_tree(pts[shown], c)
+        z_shown = space.decode_tree(pts[shown])
         sample_txt = f"a sample of {max_disk_classes} of {C} classes"
     else:
-        shown, z_shown, sample_txt = np.arange(C), an["trees"]["hyperbolic"], f"{C} classes"
-    edges = tree_edges(z_shown, pts[shown], c)
-    pca = TangentPCA(c).fit(pts[shown])
+        shown, z_shown, sample_txt = np.arange(C), an["trees"][disk_name], f"{C} classes"
+    edges = space.tree_edges(z_shown, pts[shown])
+    pca = space.disk_projection(pts[shown])
     xy = pca.transform(pts[shown])
-    # the tree's internal nodes: the LCA point of the leaf pair realising each merge
-    nodes = geometry.lca_point(pts[shown][torch.as_tensor(edges[:, 0])], pts[shown][torch.as_tensor(edges[:, 1])], c)
-    nodes_xy = pca.transform(nodes)
+    # the tree's internal nodes: the LCA point of the leaf pair realising each merge (ball points only)
+    nodes_xy = None
+    if getattr(space, "c", None) is not None:
+        a, b = pts[shown][torch.as_tensor(edges[:, 0])], pts[shown][torch.as_tensor(edges[:, 1])]
+        nodes_xy = pca.transform(geometry.lca_point(a, b, space.c))
     emb_xy = emb_keys = None
     n_emb = 0
     if embeddings is not None and len(embeddings):
@@ -265,18 +256,17 @@ def hierarchy_figures(
         if embedding_keys is not None:
             emb_keys = np.asarray(embedding_keys, dtype=np.int64).reshape(-1)[idx]
     if hyp.sphere_radius is not None:
-        sample_txt += f" on HypHC's sphere (radius {math.sqrt(c) * hyp.sphere_radius:.3g} of the ball's)"
+        sample_txt += f" on HypHC's sphere (radius {math.sqrt(space.c) * hyp.sphere_radius:.3g} of the ball's)"
     keys = sup[shown] if sup is not None else shown
     key_names = snames if sup is not None else names if C <= 24 else None
-    clip = hyp.clip_r
-    clip_disk = math.tanh(math.sqrt(c) * clip) if clip is not None else None
-    mh = an["metrics"]["spaces"]["hyperbolic"]
+    mh = an["metrics"]["spaces"][disk_name]
     emb_txt = f", {n_emb} test embeddings" if n_emb else ", no test embeddings"
     disk = plot_poincare_disk(
-        xy, keys, key_names=key_names, tree=z_shown, tree_nodes=nodes_xy, embeddings=emb_xy, embedding_keys=emb_keys,
-        proxy_text=[names[i] for i in shown] if len(shown) <= 40 else None, clip_radius=clip_disk,
+        xy, keys, key_names=key_names, tree=z_shown if nodes_xy is not None else None, tree_nodes=nodes_xy,
+        edges=edges, embeddings=emb_xy, embedding_keys=emb_keys,
+        proxy_text=[names[i] for i in shown] if len(shown) <= 40 else None, clip_radius=space.clip_disk_radius(),
         legend_title="super-class" if sup is not None else "class",
-        title=(f"{label}Poincaré disk (c={c:g}): {sample_txt}{emb_txt}\n"
+        title=(f"{label}Poincaré disk ({an['axes'][disk_name]['short']}): {sample_txt}{emb_txt}\n"
                f"tangent PCA {hyp.points.shape[1]}→2 at the origin keeps {pca.explained:.0%}; "
                f"tree purity {_fmt(mh['dendrogram_purity'])}"
                + (f" (chance {_fmt(mh['dendrogram_purity_shuffled'], '.2f')})" if mh.get("dendrogram_purity_shuffled") else "")),
@@ -312,21 +302,9 @@ def write_loss_report(loss, out_dir, *, fmt: str = "png", notes=None, extra: dic
     return {"files": files, "metrics": metrics, "notes": notes}
 
 
-def _check_checkpoint(ckpt) -> dict:
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"a checkpoint must be a dict, got {type(ckpt).__name__}")
-    if ckpt.get("format") != "hyperdml-checkpoint":
-        raise CheckpointError(f"not a hyperdml checkpoint (format {ckpt.get('format')!r})")
-    missing = [k for k in ("config", "model", "loss") if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"checkpoint lacks {', '.join(missing)}")
-    if not isinstance(ckpt["config"], dict):
-        raise CheckpointError("checkpoint 'config' is not a dict")
-    return ckpt
-
-
 def _test_embeddings(model, hyp: ProxySet, cfg: dict, ckpt: dict, splits, max_points: int, device: str, notes: list):
-    """Ball points and colour keys of up to ``max_points`` test items, or ``(None, None)`` with a note."""
+    """Points of ``hyp``'s space and colour keys of up to ``max_points`` test items (from the head of
+    the same name), or ``(None, None)`` with a note."""
     if splits is None:
         try:
             from hyperdml.data import build_datasets
@@ -346,11 +324,11 @@ def _test_embeddings(model, hyp: ProxySet, cfg: dict, ckpt: dict, splits, max_po
     from hyperdml.train import compute_embeddings
 
     outputs, labels = compute_embeddings(model, torch.utils.data.Subset(test, idx.tolist()), device=device)
-    if "hyperbolic" not in outputs:
-        notes.append("test embeddings not plotted: the model has no hyperbolic head")
+    if hyp.name not in outputs:
+        notes.append(f"test embeddings not plotted: the model has no {hyp.name} head")
         return None, None
     with torch.no_grad():
-        emb = hyp.space_obj.to_space(outputs["hyperbolic"].detach().to("cpu", torch.float64))
+        emb = hyp.space.to_space(outputs[hyp.name].detach().to("cpu", torch.float64))
     labels = np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64)
     keys = None
     train_super = ckpt.get("super_labels")
@@ -397,29 +375,27 @@ def write_hierarchy_report(checkpoint, out_dir, *, fmt: str = "png", max_points:
         ckpt = load_checkpoint(checkpoint)  # validates the format, version and keys itself
         source = str(checkpoint)
     else:
-        ckpt, source = _check_checkpoint(checkpoint), "checkpoint"
+        from hyperdml.train.checkpoint import check_checkpoint
+
+        ckpt, source = check_checkpoint(checkpoint), "checkpoint"
     from hyperdml.train import build_from_checkpoint
 
     model, loss = build_from_checkpoint(ckpt, device=device)
     if loss is None:
         raise CheckpointError(f"{source} holds no loss state (no proxies to plot)")
-    try:
-        found = find_proxies(loss)
-    except HyperdmlError as exc:
-        raise CheckpointError(f"{source}: {exc}") from None
-    if "hyperbolic" not in found:
-        cfg = ckpt["config"]
-        raise CheckpointError(
-            f"{source} has no hyperbolic proxies (loss {cfg.get('loss')!r}, head {cfg.get('head')!r}); "
-            "hyperdml viz needs a hyperbolic or dual (CHEST) model"
-        )
     cfg = dict(ckpt["config"])
+    try:
+        found = _ordered(find_proxies(loss), type(loss).__name__)
+    except HyperdmlError as exc:
+        raise CheckpointError(
+            f"{source} (loss {cfg.get('loss')!r}, head {cfg.get('head')!r}): {exc}; hyperdml viz needs a "
+            "hyperbolic or dual (CHEST) model") from None
     if data_root is not None:
         cfg["data_root"] = data_root
     notes: list = []
     model.eval()
     if max_points > 0:
-        emb, keys = _test_embeddings(model, found["hyperbolic"], cfg, ckpt, splits, max_points, device, notes)
+        emb, keys = _test_embeddings(model, next(iter(found.values())), cfg, ckpt, splits, max_points, device, notes)
     else:
         emb = keys = None
         notes.append("test embeddings not plotted (max_points=0)")

@@ -1,0 +1,24 @@
+"""The backbone names (``--arch``), without importing torch: one definition for the CLI, the
+configuration and :func:`hyperdml.models.build_backbone`."""
+
+from __future__ import annotations
+
+__all__ = ["CNN_ARCHS", "VIT_ARCHS", "ARCHS", "is_vit"]
+
+#: the small CNN and torchvision's ResNets
+CNN_ARCHS = ("small_cnn", "resnet18", "resnet50")
+#: timm's ViTs and DeiTs (16×16 patches, built for 224×224 images; the extra ``hyperdml[vit]``)
+VIT_ARCHS = (
+    "vit_small_patch16_224",   # ViT-S/16: DINO's ViT-S/16 and timm's ViT-S/16 weights
+    "vit_base_patch16_224",    # ViT-B/16: DINO's ViT-B/16 and timm's ViT-B/16 weights
+    "deit_tiny_patch16_224",
+    "deit_small_patch16_224",
+    "deit_base_patch16_224",
+    "deit_small_distilled_patch16_224",  # DeiT-S with the distillation token (Hyp-ViT's and HIER's DeiT-S)
+)
+ARCHS = CNN_ARCHS + VIT_ARCHS
+
+
+def is_vit(arch: str) -> bool:
+    """Whether ``arch`` is one of the timm ViT backbones (:data:`VIT_ARCHS`)."""
+    return arch in VIT_ARCHS

@@ -11,7 +11,7 @@ test: $(VENV)/.built
 	$(BIN)/python -m pytest
 
 demo: $(VENV)/.built
-	$(BIN)/hyperdml demo
+	$(BIN)/hyperdml demo --overwrite
 
 # The figures in docs/images (README, docs): the demo's report, redrawn when any package source changes.
 DOC_IMAGES  := docs/images/poincare_disk_demo.png docs/images/dendrogram_demo.png
@@ -20,13 +20,13 @@ PACKAGE_SRC := $(shell find hyperdml -name '*.py')
 docs-images: $(DOC_IMAGES)
 
 $(DOC_IMAGES) &: $(VENV)/.built $(PACKAGE_SRC)
-	$(BIN)/hyperdml demo --out runs/docs-images --images docs/images
+	$(BIN)/hyperdml demo --overwrite --out runs/docs-images --images docs/images
 
 build: $(VENV)/.built
 
 bench: $(VENV)/.built
-	$(BIN)/hyperdml bench cdist
-	$(BIN)/hyperdml bench hyphc
+	$(BIN)/python benchmarks/bench_ops.py cdist
+	$(BIN)/python benchmarks/bench_ops.py hyphc
 
 bench-training: $(VENV)/.built
 	$(BIN)/python benchmarks/bench_training.py

@@ -64,7 +64,7 @@ def run_demo_seed(seed: int, out: str, threads: int, epochs: int | None = None) 
     """``hyperdml demo`` on one seed: ``{"seed", "seconds", "recall@1": {head}, "trees": {space: {purity, dasgupta}}}``."""
     from hyperdml.demo import run_demo
 
-    r = run_demo(out=out, seed=seed, quiet=True, threads=threads, epochs=epochs)
+    r = run_demo(out=out, seed=seed, quiet=True, threads=threads, epochs=epochs, overwrite=True)
     spaces = r["viz"]["metrics"]["spaces"]
     trees = {space: {"dendrogram_purity": m["dendrogram_purity"],
                      "dasgupta_cost": m["dasgupta_cost"].get("super_class")} for space, m in spaces.items()}

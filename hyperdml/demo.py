@@ -43,10 +43,12 @@ DEMO_CONFIG = {
 
 
 def run_demo(out: str = "runs/demo", epochs: int | None = None, seed: int | None = None, quiet: bool = False,
-             threads: int | None = None, images: str | None = None) -> dict:
+             threads: int | None = None, overwrite: bool = False, images: str | None = None) -> dict:
     """Train the demo run into ``out`` and write its report; returns ``{"heads", "seconds", "viz"}``.
 
-    ``images``: a folder that also gets the report's figures (:func:`write_doc_images`).
+    ``out`` is a run folder (see :mod:`hyperdml.train.run_folder`): one that holds another run is
+    refused unless ``overwrite``. ``images``: a folder that also gets the report's figures
+    (:func:`write_doc_images`).
 
     ``threads`` sets ``torch.set_num_threads`` for the run (default 1: these tensors are small, and
     on a shared machine a second OpenMP thread that waits for a busy core made steps 5-7× slower
@@ -67,7 +69,7 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, seed: int | None
     torch.set_num_threads(threads or 1)
     t0 = time.perf_counter()
     try:
-        trainer = Trainer(config)
+        trainer = Trainer(config, overwrite=overwrite)
         heads = trainer.run()
         seconds = time.perf_counter() - t0
         # the run's data sets, not built a second time from the checkpoint's config

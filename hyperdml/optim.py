@@ -32,7 +32,7 @@ def make_optimizer(
     lr: float = 1e-4,
     head_lr_mult: float = 1.0,
     proxy_lr_mult: float = 100.0,
-    weight_decay: float = 0.0,
+    weight_decay: float = 1e-4,
     proxy_weight_decay: float = 0.0,
     **kwargs,
 ) -> geoopt.optim.RiemannianAdam:
@@ -49,8 +49,8 @@ def make_optimizer(
         head: module or parameters of the embedding head(s) at ``lr · head_lr_mult``.
         lr: base learning rate.
         head_lr_mult, proxy_lr_mult: learning-rate multipliers (defaults 1 and 100).
-        weight_decay: weight decay of backbone and head; ``proxy_weight_decay`` that of the loss
-            (default 0).
+        weight_decay: weight decay of backbone and head (default 1e-4, as ``hyperdml train``);
+            ``proxy_weight_decay`` that of the loss (default 0).
         **kwargs: passed to ``RiemannianAdam`` (``betas``, ``eps``, ``amsgrad``, ``stabilize``).
 
     Returns:

@@ -313,3 +313,28 @@ def test_inshop_root_messages(tmp_path):
         build_datasets("inshop")
     with pytest.raises(DatasetError, match="is not a folder"):
         build_datasets("inshop", tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- list entries and files
+
+
+@pytest.mark.parametrize("entry", ["../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:\\x.jpg", "a\\..\\..\\x.jpg"])
+def test_entries_outside_the_data_folder_are_refused(tmp_path, entry):
+    from hyperdml.data.folders import entry_path
+
+    with pytest.raises(DatasetError, match="points outside the data folder"):
+        entry_path(tmp_path, entry, tmp_path / "list.txt", "X")
+    assert entry_path(tmp_path, "a/b..c/x.jpg", tmp_path / "list.txt", "X") == str(tmp_path / "a" / "b..c" / "x.jpg")
+
+
+def test_sop_and_inshop_refuse_entries_outside_their_folder(tmp_path):
+    d = make_sop(tmp_path)
+    f = d / "Ebay_train.txt"
+    f.write_text(f.read_text().replace("bicycle_final/", "../../", 1))
+    with pytest.raises(DatasetError, match=r"entry '\.\./\.\./.*Ebay_train.txt points outside"):
+        build_datasets("sop", d)
+    d = make_inshop(tmp_path / "i", in_eval=True)
+    f = d / "Eval" / "list_eval_partition.txt"
+    f.write_text(f.read_text().replace("img/", "/abs/", 1))
+    with pytest.raises(DatasetError, match="'/abs/.*points outside"):
+        build_datasets("inshop", d)

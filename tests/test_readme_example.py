@@ -57,8 +57,10 @@ def _all_readme_blocks() -> list[str]:
 
 
 @pytest.mark.parametrize("index", range(len(_all_readme_blocks())))
-def test_every_readme_block_runs(index):
-    """Every python block of the README (ops, hierarchy, ...) runs as written."""
+def test_every_readme_block_runs(index, tmp_path, monkeypatch):
+    """Every python block of the README (ops, hierarchy, ...) runs as written, in a fresh folder (a
+    block that trains writes its run folder there, not into the repository)."""
+    monkeypatch.chdir(tmp_path)
     code = _all_readme_blocks()[index]
     namespace = {"__name__": "__readme__"}
     exec(compile(code, f"README.md[python block {index}]", "exec"), namespace)

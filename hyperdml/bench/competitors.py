@@ -18,6 +18,9 @@
 - ``hyperdml``: the op; ``eager``: the pure-PyTorch formulation that gathers ``(T, 3, D)``
   copies (:func:`hyperdml.ops.reference.hyphc_triplet_loss_reference`, HypHC's way with the
   closed-form LCA depth); ``compile``: the same under ``torch.compile``.
+- ``closed``: the loss written plainly in its closed form from three dot products per triplet
+  (:func:`hyphc_triplet_loss_closed`), what a user would write; ``closed_compile``: the same under
+  ``torch.compile``, the fastest plain-PyTorch competitor on the CPU.
 
 Each competitor is a :class:`Competitor` whose ``forward`` has the op's signature, plus a
 rough memory estimate used to skip cases that would not fit.
@@ -33,7 +36,8 @@ import torch
 from hyperdml.ops import hyphc_triplet_loss, poincare_cdist
 from hyperdml.ops.reference import hyphc_triplet_loss_reference
 
-__all__ = ["Competitor", "COMPETITORS", "poincare_cdist_plain", "poincare_cdist_geoopt", "compiled", "forward_fn"]
+__all__ = ["Competitor", "COMPETITORS", "poincare_cdist_plain", "poincare_cdist_geoopt", "hyphc_triplet_loss_closed",
+           "compiled", "forward_fn"]
 
 
 def poincare_cdist_plain(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
@@ -59,6 +63,36 @@ def poincare_cdist_geoopt(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.T
     import geoopt
 
     return geoopt.PoincareBall(c=c).dist(x[:, None, :], y[None, :, :])
+
+
+def hyphc_triplet_loss_closed(points: torch.Tensor, triplets: torch.Tensor, sims: torch.Tensor, c: float,
+                              tau: float) -> torch.Tensor:
+    """HypHC's per-triplet loss ``(T,)`` written plainly in its closed form.
+
+    After scaling the points by √c, the LCA depth of a pair is
+    ``tanh²(√c·δ) = (‖a‖²‖b‖² − (a·b)²) / ‖w_a·b − w_b·a‖²`` with ``w = (1 + ‖·‖²)/2``, where
+    ``‖w_a·b − w_b·a‖² = w_a²‖b‖² − 2·w_a·w_b·(a·b) + w_b²‖a‖²``: three dot products per triplet
+    from the gathered ``(T, D)`` rows and the points' squared norms; a pair of one point (a
+    repeated index, ``den = 0``) has the point itself as LCA, ``tanh² = (2‖a‖/(1 + ‖a‖²))²``. No
+    care for nearby points or the boundary (the clamps only keep it finite).
+    """
+    x = points * c**0.5
+    norms = (x * x).sum(1)
+    i, j, k = triplets.unbind(1)
+    xi, xj, xk = x[i], x[j], x[k]
+    ni, nj, nk = norms[i], norms[j], norms[k]
+
+    def depth(na, nb, dot):
+        wa, wb = (1 + na) / 2, (1 + nb) / 2
+        num = na * nb - dot * dot
+        den = wa * wa * nb - 2 * wa * wb * dot + wb * wb * na
+        t2 = torch.where(den > 0, num / den.clamp_min(1e-30), 4 * na / (1 + na) ** 2).clamp(1e-30, 1 - 1e-7)
+        return torch.atanh(t2.sqrt()) / c**0.5
+
+    delta = torch.stack([depth(ni, nj, (xi * xj).sum(1)), depth(ni, nk, (xi * xk).sum(1)),
+                         depth(nj, nk, (xj * xk).sum(1))], dim=1)
+    weights = torch.softmax(delta / tau, dim=1)
+    return sims.sum(1) - (sims * weights).sum(1)
 
 
 def matmul_forward(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -119,6 +153,10 @@ COMPETITORS: dict[str, dict[str, Competitor]] = {
                             lambda s, m, k: (10 if m == "fwd" else 16) * s["T"] * s["D"] * k),
         "compile": Competitor("compile", "pure PyTorch, torch.compile", hyphc_triplet_loss_reference,
                               lambda s, m, k: (10 if m == "fwd" else 16) * s["T"] * s["D"] * k, compiled=True),
+        "closed": Competitor("closed", "closed form, eager", hyphc_triplet_loss_closed,
+                             lambda s, m, k: (4 if m == "fwd" else 10) * s["T"] * s["D"] * k),
+        "closed_compile": Competitor("closed_compile", "closed form, torch.compile", hyphc_triplet_loss_closed,
+                                     lambda s, m, k: (4 if m == "fwd" else 10) * s["T"] * s["D"] * k, compiled=True),
     },
 }
 

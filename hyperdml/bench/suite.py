@@ -8,7 +8,10 @@ from typing import Callable
 
 import torch
 
+from hyperdml._atomic import atomic_write_text
 from hyperdml.bench import results
+from hyperdml.bench.markdown import render_run
+from hyperdml.bench.plot import plot_sweep
 from hyperdml.bench.competitors import COMPETITORS
 from hyperdml.bench.runner import MODES, OPS, run_cases, shape_label
 from hyperdml.errors import ConfigError
@@ -127,16 +130,14 @@ def run_benchmark(op: str, *, shapes: list[dict], sweep: dict | None, modes: lis
         "load_average": {"before": load_before, "after": _load()},
         "shape_keys": list(mod.SHAPE_KEYS), "shapes": shapes, "sweep": sweep, "cases": case_results,
         "ratios": results.compute_ratios(case_results),
-        "targets": results.evaluate_targets(op, settings["device"], settings["dtype"], shapes, case_results),
     }
     stem = f"{key}{'-quick' if quick else ''}-{op}"
     os.makedirs(out_dir, exist_ok=True)
     if sweep and plot:
-        png = results.plot_sweep(run, os.path.join(out_dir, stem + "-sweep.png"))
+        png = plot_sweep(run, os.path.join(out_dir, stem + "-sweep.png"))
         run["plot"] = os.path.basename(png) if png else None
     path = results.save_run(out_dir, key, machine, run)
-    with open(os.path.join(out_dir, stem + ".md"), "w") as f:
-        f.write("\n".join(results.render_run(run)) + "\n")
+    atomic_write_text(os.path.join(out_dir, stem + ".md"), "\n".join(render_run(run)) + "\n")
     return run, path
 
 

@@ -5,9 +5,12 @@ runs with the thread count we give it, not its default of one thread). A case ru
 
 1. one call, timed on its own: ``first_call_s`` (for ``torch.compile`` this is compilation plus
    one run; lazy initialisation such as cuBLAS handles also lands here);
-2. one call whose peak memory is measured (:func:`peak_memory`); it is also the warm-up whose
-   time sizes the samples;
-3. ``repeats`` samples of ``number`` calls each, ``number`` chosen so that a sample lasts at
+2. one call whose peak memory is measured (:func:`peak_memory`);
+3. warm-up calls until the call time has settled (:func:`warm_up`: the last three calls within
+   10 % of each other, or :data:`WARMUP_MAX_S` spent); their median sizes the samples, so a slow
+   first call (lazy initialisation, caches, page faults on fresh buffers) neither sizes nor
+   lands in the timed samples;
+4. ``repeats`` samples of ``number`` calls each, ``number`` chosen so that a sample lasts at
    least :data:`MIN_SAMPLE_S` and ``repeats`` so that all samples together last at least
    ``min_run_time`` (never fewer than ``min_repeats``). Reported: the median and the
    interquartile range of the per-call time over the samples.
@@ -46,6 +49,8 @@ import torch.utils.benchmark as tbench
 #: Shortest sample (seconds): fast calls are repeated ``number`` times per sample so that the
 #: timer's own overhead stays negligible.
 MIN_SAMPLE_S = 0.01
+#: Longest warm-up (seconds) before the samples, whatever the call times do.
+WARMUP_MAX_S = 2.0
 
 
 @dataclass
@@ -154,6 +159,21 @@ def peak_memory(fn: Callable[[], Any], device: str) -> tuple[int, str, float]:
     return max(0, (after - before) * scale), "ru_maxrss growth", elapsed
 
 
+def warm_up(fn: Callable[[], Any], device: str, first: float, max_s: float = WARMUP_MAX_S) -> float:
+    """Call ``fn`` until three consecutive call times agree within 10 % (or ``max_s`` has passed,
+    at least three calls); returns the median of the last three, seconds per call. ``first``: the
+    time of the call before."""
+    times = [first]
+    spent = 0.0
+    while True:
+        t = _timed_call(fn, device)
+        times.append(t)
+        spent += t
+        last = sorted(times[-3:])
+        if len(times) >= 4 and (last[-1] <= 1.1 * last[0] or spent >= max_s):
+            return last[1]
+
+
 def measure(
     fn: Callable[[], Any],
     device: str,
@@ -173,8 +193,8 @@ def measure(
     threads = threads or torch.get_num_threads()
     fix_malloc_thresholds()
     first_call_s = _timed_call(fn, device)
-    peak, method, per_call = peak_memory(fn, device)
-    per_call = max(per_call, 1e-7)
+    peak, method, elapsed = peak_memory(fn, device)
+    per_call = max(warm_up(fn, device, elapsed, max_s=max(WARMUP_MAX_S * min(1.0, min_run_time), 0.2)), 1e-7)
     number = max(1, math.ceil(MIN_SAMPLE_S / per_call))
     repeats = min(max_repeats, max(min_repeats, math.ceil(min_run_time / (per_call * number))))
     timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)

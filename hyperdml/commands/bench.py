@@ -1,4 +1,4 @@
-"""``hyperdml bench cdist | hyphc | report``: the ops against their competitors, and the results tables."""
+"""``hyperdml bench cdist | hyphc``: the ops against their competitors, with results files and tables."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import argparse
 import os
 import re
 
+from hyperdml.commands import HelpFormatter
+
 HELP = "benchmark poincare_cdist / hyphc_triplet_loss against plain PyTorch, torch.compile, geoopt"
 DESCRIPTION = (
     "Time the compiled ops against other ways to compute the same thing, on the same inputs, each case "
     "in a fresh process (median and IQR with torch.utils.benchmark, peak memory), and write "
-    "<out>/<device>.json, a Markdown table and a time-vs-size plot. `hyperdml bench report` regenerates "
-    "the tables of benchmarks/README.md from the JSON files."
+    "<out>/<device>.json, <out>/<device>-<op>.md (the tables) and a time-vs-size plot."
 )
 DEFAULT_OUT = os.path.join("benchmarks", "results")
-DEFAULT_README = os.path.join("benchmarks", "README.md")
 
 _OP_ARGS = {
     "cdist": {
@@ -28,9 +28,9 @@ _OP_ARGS = {
     "hyphc": {
         "dims": ("P", "D", "T"),
         "sweep": "T",
-        "help": "hyphc_triplet_loss(points (P,D), triplets (T,3), sims (T,3), c, tau) against the eager "
-                "pure-PyTorch formulation and torch.compile",
-        "competitors": "hyperdml, eager, compile",
+        "help": "hyphc_triplet_loss(points (P,D), triplets (T,3), sims (T,3), c, tau) against pure PyTorch: "
+                "the gathered formulation and the closed form, eager and under torch.compile",
+        "competitors": "hyperdml, eager, compile, closed, closed_compile",
         "params": {"c": 1.0, "tau": 0.05},
     },
 }
@@ -41,7 +41,7 @@ _DIM_HELP = {"B": "batch rows of x", "N": "rows of y (proxies)", "D": "dimension
 def _add_op_parser(sub, op: str) -> None:
     spec = _OP_ARGS[op]
     p = sub.add_parser(op, help=spec["help"], description=spec["help"],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index>")
     p.add_argument("--dtype", default="float32", help="float32 or float64")
     p.add_argument("--mode", default="fwd,fwdbwd",
@@ -49,7 +49,7 @@ def _add_op_parser(sub, op: str) -> None:
     for dim in spec["dims"]:
         p.add_argument(f"--{dim}", default=None, metavar="LIST",
                        help=f"{_DIM_HELP[dim]}, comma-separated sizes (the cases are the Cartesian product); "
-                            "default: the issue's shapes (--quick: tiny ones)")
+                            "default: the benchmark's shapes (--quick: tiny ones)")
     sweep_key = spec["sweep"]
     p.add_argument("--sweep", default=None, metavar="LIST",
                    help=f"values of {sweep_key} for the time-vs-{sweep_key} plot (other sizes: the first of each "
@@ -57,16 +57,13 @@ def _add_op_parser(sub, op: str) -> None:
     p.add_argument("--sweep-mode", default="fwdbwd", help="the pass the sweep times")
     p.add_argument("--competitors", default=None,
                    help=f"comma-separated subset of: {spec['competitors']}; or 'all' (default: all; --quick: "
-                        "all but compile, whose first call compiles for tens of seconds on a CPU)")
+                        "all but the torch.compile ones, whose first call compiles for tens of seconds on a CPU)")
     for name, value in spec["params"].items():
         p.add_argument(f"--{name}", type=float, default=value, help=f"the op's {name}")
     p.add_argument("--quick", action="store_true",
                    help="tiny shapes, short timing, one process per competitor: a smoke test (seconds); "
                         "writes <device>-quick.json")
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for <device>.json, the Markdown and the plot")
-    p.add_argument("--readme", default=None,
-                   help="README whose generated tables to refresh after the run (default: <out>/../README.md "
-                        "when it has the markers and this is not --quick)")
     p.add_argument("--threads", type=int, default=None, help="intra-op CPU threads (default: torch's)")
     p.add_argument("--min-run-time", type=float, default=None,
                    help="seconds of timed samples per case at least (default 1; --quick 0.05)")
@@ -86,16 +83,10 @@ def _add_op_parser(sub, op: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Subcommands ``cdist``, ``hyphc`` (run a benchmark) and ``report`` (regenerate README tables)."""
-    sub = parser.add_subparsers(dest="bench_command", required=True, metavar="{cdist,hyphc,report}")
+    """Subcommands ``cdist`` and ``hyphc``: run the op's benchmark."""
+    sub = parser.add_subparsers(dest="bench_command", required=True, metavar="{cdist,hyphc}")
     for op in _OP_ARGS:
         _add_op_parser(sub, op)
-    r = sub.add_parser("report", help="regenerate the results tables of a README from the JSON files",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    r.add_argument("--results", default=DEFAULT_OUT, help="folder of <device>.json files")
-    r.add_argument("--readme", default=DEFAULT_README, help="file with the generated-tables markers")
-    r.add_argument("--include-quick", action="store_true", help="also render <device>-quick.json files")
-    r.set_defaults(bench_op=None)
 
 
 def parse_sizes(name: str, text: str) -> list[int]:
@@ -124,21 +115,29 @@ def _names(name: str, text: str) -> list[str]:
     return items
 
 
-def _run_report(args) -> int:
-    from hyperdml.bench import results
+def _summary(run: dict) -> list[str]:
+    """One line per main shape and pass: the op's time and each competitor's time over it."""
+    from hyperdml.bench.markdown import format_ms, shape_text
+    from hyperdml.bench.results import MODE_LABEL, case_key, index_cases, ok
 
-    if not os.path.isdir(args.results):
-        raise FileNotFoundError(f"no results folder {args.results}")
-    results.update_readme(args.readme, args.results, include_quick=args.include_quick)
-    print(f"hyperdml bench report: wrote the tables of {args.readme} from {args.results}")
-    return 0
+    table = index_cases(run["cases"])
+    lines = []
+    for shape in run["shapes"]:
+        for mode in ("fwd", "fwdbwd"):
+            by_comp = table.get(case_key(shape, mode), {})
+            op = by_comp.get("hyperdml")
+            if not ok(op):
+                continue
+            parts = [f"{name} {c['median_ms'] / op['median_ms']:.2f}×" for name, c in by_comp.items()
+                     if name != "hyperdml" and ok(c)]
+            lines.append(f"  {shape_text(shape, run['shape_keys'])} {MODE_LABEL[mode]}: hyperdml "
+                         f"{format_ms(op['median_ms'])}" + (f"; time ÷ op: {', '.join(parts)}" if parts else ""))
+    return lines
 
 
 def run(args) -> int:
-    """Run ``hyperdml bench cdist|hyphc|report``."""
-    if args.bench_command == "report":
-        return _run_report(args)
-    from hyperdml.bench import results, suite
+    """Run ``hyperdml bench cdist|hyphc``."""
+    from hyperdml.bench import suite
     from hyperdml.bench.competitors import COMPETITORS
     from hyperdml.bench.runner import OPS
     from hyperdml.errors import ConfigError
@@ -159,8 +158,8 @@ def run(args) -> int:
             raise ConfigError(f"--sweep-mode must be fwd or fwdbwd, got {args.sweep_mode!r}")
         sweep = {"key": mod.SWEEP_KEY, "values": values, "mode": args.sweep_mode, "fixed": fixed}
     if args.competitors is None or args.competitors == "all":
-        competitors = [c for c in COMPETITORS[args.bench_op]
-                       if not (args.quick and args.competitors is None and c == "compile")]
+        competitors = [name for name, comp in COMPETITORS[args.bench_op].items()
+                       if not (args.quick and args.competitors is None and comp.compiled)]
     else:
         competitors = _names("competitors", args.competitors)
     for name in ("threads", "min_repeats"):
@@ -191,20 +190,7 @@ def run(args) -> int:
     if run_dict is None:
         return 0
     print(f"wrote {path}")
-    for t in run_dict["targets"]:
-        met = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
-        measured = "–" if t["measured"] is None else f"{t['measured']:.2f}"
-        print(f"  target: {t['target']} [{results.MODE_LABEL[t['mode']]}"
-              f"{', ' + 'x'.join(str(v) for v in t['shape'].values()) if t['shape'] else ''}]: {measured} -> {met}")
-    readme = args.readme
-    if readme is None and not args.quick:
-        candidate = os.path.join(args.out, os.pardir, "README.md")
-        if os.path.exists(candidate):
-            with open(candidate) as f:
-                readme = candidate if results.BEGIN in f.read() else None
-    if readme:
-        results.update_readme(readme, args.out, include_quick=args.quick)
-        print(f"refreshed the tables of {os.path.normpath(readme)}")
+    print("\n".join(_summary(run_dict)))
     failed = [c for c in run_dict["cases"] if c["status"] == "error"]
     if failed:
         print(f"{len(failed)} case(s) failed (see the results file)")

@@ -11,9 +11,13 @@ proxies to --out/viz, and prints both heads' metrics."""
 
 def add_arguments(parser) -> None:
     """Options of ``hyperdml demo``."""
-    parser.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the demo's setting)")
-    parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
+    from hyperdml.demo import DEMO_CONFIG
+
+    parser.add_argument("--out", default="runs/demo", metavar="DIR",
+                        help="output folder (a run folder: refused when it holds another run, unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    parser.add_argument("--epochs", type=int, default=DEMO_CONFIG["epochs"], help="epochs")
+    parser.add_argument("--seed", type=int, default=DEMO_CONFIG["seed"], help="seed")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     parser.add_argument("--images", default=None, metavar="DIR",
                         help="also write the two figures to DIR (make docs-images: docs/images)")
@@ -22,5 +26,6 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from hyperdml.demo import run_demo
 
-    run_demo(args.out, epochs=args.epochs, seed=args.seed, quiet=args.quiet, images=args.images)
+    run_demo(args.out, epochs=args.epochs, seed=args.seed, quiet=args.quiet, overwrite=args.overwrite,
+             images=args.images)
     return 0

@@ -11,31 +11,52 @@ of its data set (or of --dataset/--data-root) and print retrieval metrics for ea
 
 def add_arguments(parser) -> None:
     """Options of ``hyperdml eval``."""
+    from hyperdml.data.registry import DATASETS
+
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint file or run folder (last.pt)")
-    parser.add_argument("--dataset", default=None, help="evaluate on this data set instead of the checkpoint's")
-    parser.add_argument("--data-root", default=None, metavar="DIR", help="data folder instead of the checkpoint's")
+    parser.add_argument("--dataset", default=None, choices=DATASETS,
+                        help="evaluate on this data set (default: the checkpoint's)")
+    parser.add_argument("--data-root", default=None, metavar="DIR", help="data folder (default: the checkpoint's)")
     parser.add_argument("--out", default=None, metavar="DIR", help="write DIR/metrics.json")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
 
 
-def run(args) -> int:
-    import json
+def check_out_folder(out: str) -> None:
+    """Create the folder ``out`` (ConfigError when it is a file or lies under one)."""
     import os
 
+    from hyperdml.errors import ConfigError
+
+    if os.path.isfile(out):
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"--out {out} cannot be a folder: a part of its path is a file") from None
+
+
+def run(args) -> int:
+    import os
+
+    from hyperdml._atomic import atomic_write_json
+    from hyperdml.errors import ConfigError
     from hyperdml.train.distributed import resolve_device
     from hyperdml.train.evaluate import evaluate_checkpoint, format_metrics_table
-    from hyperdml.train.trainer import resolve_resume_path
+    from hyperdml.train.resume import resolve_resume_path
 
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be an integer >= 0, got {args.workers}")
+    if args.out:
+        check_out_folder(args.out)
     path = resolve_resume_path(args.checkpoint)
     result = evaluate_checkpoint(path, dataset=args.dataset, data_root=args.data_root,
                                  device=resolve_device(args.device), batch_size=args.batch_size, workers=args.workers)
-    print(f"{path}: epoch {result['epoch']}, step {result['step']}, data set {result['dataset']} (test split)")
+    print(f"{path}: step {result['step']} (epoch {result['epoch']}), data set {result['dataset']} (test split)")
     print(format_metrics_table(result["heads"]))
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "metrics.json"), "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
+        atomic_write_json(os.path.join(args.out, "metrics.json"), result)
     return 0

@@ -25,10 +25,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from hyperdml.commands.eval import check_out_folder
     from hyperdml.errors import ConfigError
 
     if args.max_points < 0:
         raise ConfigError(f"--max-points must be >= 0, got {args.max_points}")
+    check_out_folder(args.out)
     from hyperdml.train.distributed import resolve_device
     from hyperdml.viz.report import write_hierarchy_report
 

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from hyperdml.data.folders import check_regular_file
 from hyperdml.errors import DatasetError
 
 __all__ = ["ImageListDataset", "TensorImageDataset", "remap_labels"]
@@ -50,6 +51,7 @@ class ImageListDataset(Dataset):
         from PIL import Image
 
         path = self.paths[index]
+        check_regular_file(path, "cannot read image")  # a FIFO would block the reader forever
         try:
             with Image.open(path) as img:
                 return img.convert("RGB")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hyperdml.data.folders import resolve_root
+from hyperdml.data.folders import entry_path, resolve_root
 from hyperdml.data.splits import DataSplits, split_by_class_id
 from hyperdml.errors import DatasetError
 
@@ -59,6 +59,6 @@ def load_cars(root, train_transform=None, test_transform=None, image_size: int =
     if max(classes) > len(names) or min(classes) < 1:
         raise DatasetError(f"{NAME}: class ids of {d / 'cars_annos.mat'} outside 1..{len(names)}")
     return split_by_class_id(
-        [str(d / r) for r in rel], classes, lambda c: names[c - 1], NUM_TRAIN_CLASSES, NUM_CLASSES,
+        [entry_path(d, r, d / "cars_annos.mat", NAME) for r in rel], classes, lambda c: names[c - 1], NUM_TRAIN_CLASSES, NUM_CLASSES,
         d / "cars_annos.mat", NAME, train_transform, test_transform, image_size,
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from hyperdml.data.base import ImageListDataset
-from hyperdml.data.folders import read_rows, resolve_root
+from hyperdml.data.folders import entry_path, read_rows, resolve_root
 from hyperdml.data.splits import DataSplits, check_images_exist
 from hyperdml.errors import DatasetError
 
@@ -56,7 +56,7 @@ def load_inshop(root, train_transform=None, test_transform=None, image_size: int
     sup = {s: i for i, s in enumerate(super_names)}
 
     def make(rs, items, tf):
-        paths = [str(d / r[0]) for r in rs]
+        paths = [entry_path(d, r[0], f, NAME) for r in rs]
         check_images_exist(paths, f, NAME)
         index = {it: i for i, it in enumerate(items)}
         return ImageListDataset(paths, [index[r[-2]] for r in rs], items, tf)

@@ -8,7 +8,7 @@ is the published one (11 318 / 11 316 classes). The 12 super-classes (bicycle, â
 from __future__ import annotations
 
 from hyperdml.data.base import ImageListDataset, remap_labels
-from hyperdml.data.folders import read_rows, resolve_root, to_int
+from hyperdml.data.folders import entry_path, read_rows, resolve_root, to_int
 from hyperdml.data.splits import DataSplits, check_images_exist
 from hyperdml.errors import DatasetError
 
@@ -33,7 +33,7 @@ def load_sop(root, train_transform=None, test_transform=None, image_size: int = 
         for c, s in zip(cls, sup):
             if class_super.setdefault(c, s) != s:
                 raise DatasetError(f"{NAME}: class {c} has two super-classes in {f}")
-        paths = [str(d / r[3]) for r in rows]
+        paths = [entry_path(d, r[3], f, NAME) for r in rows]
         check_images_exist(paths, f, NAME)
         labels, raw = remap_labels(cls)
         tf = train_transform if split == "train" else test_transform

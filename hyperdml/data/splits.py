@@ -9,9 +9,10 @@ from typing import Callable, Sequence
 from torch.utils.data import Dataset
 
 from hyperdml.data.base import ImageListDataset, remap_labels
+from hyperdml.data.folders import check_regular_file
 from hyperdml.errors import DatasetError
 
-__all__ = ["DataSplits", "check_images_exist", "split_by_class_id"]
+__all__ = ["DataSplits", "check_images_exist", "check_evaluable", "check_trainable", "split_by_class_id"]
 
 
 @dataclass
@@ -51,10 +52,38 @@ class DataSplits:
 
 
 def check_images_exist(paths: list, listed_in: Path, dataset: str) -> None:
-    """DatasetError if the first or last listed image is missing (cheap check of the layout)."""
+    """DatasetError if the first or last listed image is missing or not a regular file (cheap check
+    of the layout)."""
     for p in (paths[0], paths[-1]):
-        if not Path(p).is_file():
+        if not Path(p).exists():
             raise DatasetError(f"{dataset}: expected image {p} (listed in {listed_in}), not found")
+        check_regular_file(p, f"{dataset} (image listed in {listed_in})")
+
+
+def check_evaluable(splits: DataSplits, dataset: str) -> None:
+    """DatasetError unless retrieval on the test split is defined: a class with at least 2 images
+    (each image is ranked against the others), or for In-Shop a query whose item is in the gallery."""
+    import torch
+
+    if splits.query is not None and splits.gallery is not None:
+        if not set(splits.query.labels.tolist()) & set(splits.gallery.labels.tolist()):
+            raise DatasetError(f"{dataset}: no query item has an image in the gallery; retrieval is undefined")
+        return
+    if not bool((torch.bincount(splits.test.labels) >= 2).any()):
+        raise DatasetError(f"{dataset}: every class of the test split has one image; retrieval needs a class "
+                           "with at least 2 (each image is ranked against the others)")
+
+
+def check_trainable(splits: DataSplits, dataset: str) -> None:
+    """DatasetError unless a model can be trained and evaluated on ``splits``: the training split
+    has at least 2 classes (a metric has nothing to separate in one) and the test split passes
+    :func:`check_evaluable` (else the run would fail at its first evaluation)."""
+    import torch
+
+    train_classes = int(torch.unique(splits.train.labels).numel())
+    if train_classes < 2:
+        raise DatasetError(f"{dataset}: the training split has {train_classes} class; metric learning needs at least 2")
+    check_evaluable(splits, dataset)
 
 
 def split_by_class_id(paths: Sequence[str], class_ids: Sequence[int], class_name: Callable[[int], str],

@@ -11,7 +11,8 @@
 - :class:`ProxyLoss`: the two-stage base class (class similarity, then loss) wrappers plug into.
 - The loss protocol, shared by every loss here: ``input_spaces`` (the space of each embedding
   argument), ``proxy_sets()`` (the class proxies held, as :class:`ProxySet` by name),
-  ``set_epoch(e)`` and ``parts`` (named terms of the last call, for logging).
+  ``set_epoch(e)``, ``set_gathered_inputs(gathered)`` (the inputs are the batch all-gathered over
+  processes) and ``parts`` (named terms of the last call, for logging).
 - :class:`CalibrateProxy` (CP): wraps any ProxyLoss; per-class FIFO queues of past embeddings
   (global centers), composite similarity (proxy term + centred queue term) and proxy calibration
   from ``start_epoch`` on.

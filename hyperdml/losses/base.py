@@ -214,6 +214,11 @@ class ProxyLoss(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Tell the loss the (0-based) epoch; a no-op unless a subclass depends on the epoch."""
 
+    def set_gathered_inputs(self, gathered: bool) -> None:
+        """Tell the loss whether each call's embeddings are already the global batch, all-gathered
+        over the processes (a DDP trainer that gathers them); a no-op unless the loss gathers
+        something itself (:class:`~hyperdml.losses.CalibrateProxy`'s queue)."""
+
     # -- stage 1 -------------------------------------------------------------------------------
 
     def proxy_points(self) -> torch.Tensor:

@@ -71,7 +71,7 @@ class CalibrateProxy(ProxyLossWrapper):
       gathered from all ranks (``hyperdml.distributed.all_gather_no_grad``), so every rank holds
       the same queues; every rank must therefore run the same number of training forwards.
       Per-rank batch sizes may differ. A caller that already passes the all-gathered global
-      batch sets ``gather_queue=False``.
+      batch calls ``set_gathered_inputs(True)`` (or sets ``gather_queue=False``).
 
     Memory: the queues are buffers ``queue (C, M, D)``, ``queue_ptr (C,)``, ``queue_count (C,)``
     allocated once (in the base's proxy dtype/device); they live in ``state_dict`` and move with
@@ -151,6 +151,12 @@ class CalibrateProxy(ProxyLossWrapper):
     def set_epoch(self, epoch: int) -> None:
         """Tell the loss the (0-based) epoch; the composite similarity starts at ``start_epoch``."""
         self.epoch = self._check_epoch(epoch)
+
+    def set_gathered_inputs(self, gathered: bool) -> None:
+        """Inputs that already are the all-gathered global batch are enqueued as they are
+        (``gather_queue = not gathered``); inputs local to this process are gathered first."""
+        self.gather_queue = not bool(gathered)
+        super().set_gathered_inputs(gathered)
 
     def get_extra_state(self):
         """The epoch, stored in ``state_dict`` as ``_extra_state``."""

@@ -205,6 +205,11 @@ class CHEST(nn.Module):
         """Tell the loss the epoch (HypHC's temperature schedule follows it)."""
         self.hyphc.set_epoch(epoch)
 
+    def set_gathered_inputs(self, gathered: bool) -> None:
+        """Tell the loss whether its inputs are the all-gathered global batch (passed to both SoftTriples)."""
+        self.euclidean.set_gathered_inputs(gathered)
+        self.hyperbolic.set_gathered_inputs(gathered)
+
     @property
     def input_spaces(self) -> tuple:
         """The spaces of ``z_e`` and ``z_h``: ``(EuclideanSpace, PoincareSpace)``."""

@@ -87,6 +87,10 @@ class ProxyLossWrapper(nn.Module):
         """The base loss's class proxies (a wrapper's own proxies, such as HPL's groups, are not class proxies)."""
         return self.base.proxy_sets()
 
+    def set_gathered_inputs(self, gathered: bool) -> None:
+        """Tell the loss whether its inputs are the all-gathered global batch (passed to the base)."""
+        self.base.set_gathered_inputs(gathered)
+
     @staticmethod
     def _check_epoch(epoch, name: str = "epoch") -> int:
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:

@@ -27,16 +27,17 @@ hyperdml checkpoint.
 from __future__ import annotations
 
 import os
-import tempfile
+import re
 import zipfile
 from collections import OrderedDict
 
 import torch
 
+from hyperdml._atomic import atomic_open
 from hyperdml.errors import CheckpointError
 
 __all__ = ["FORMAT", "VERSION", "REQUIRED_KEYS", "save_checkpoint", "load_checkpoint", "check_checkpoint", "plain_tensors",
-           "checkpoint_spaces", "build_from_checkpoint", "load_state"]
+           "checkpoint_spaces", "build_from_checkpoint", "load_state", "check_sizes"]
 
 FORMAT = "hyperdml-checkpoint"
 VERSION = 2
@@ -78,31 +79,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     state = dict(state)
     state.setdefault("format", FORMAT)
     state.setdefault("version", VERSION)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(plain_tensors(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_open(path, "wb") as f:
+        torch.save(plain_tensors(state), f)
 
 
 def _verify_zip(path: str) -> None:
@@ -143,17 +122,21 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every failure mode means "not a usable checkpoint"
-        text = str(exc).strip()
-        if "WeightsUnpickler error:" in text:  # the useful part of torch's long message
-            text = text.split("WeightsUnpickler error:", 1)[1].strip()
-        msg = text.splitlines()[0] if text else type(exc).__name__
-        if "Unsupported global" in text:
-            why = (f"it holds objects other than tensors and plain data, refused by weights_only loading "
-                   f"({msg[:160]})")
-        else:
-            why = f"the file is truncated or corrupt ({type(exc).__name__}: {msg[:200]})"
-        raise CheckpointError(f"{path} is not a readable hyperdml checkpoint: {why}") from None
+        raise CheckpointError(f"{path} {_load_failure(exc)}") from None
     return check_checkpoint(state, path)
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line and in our words (torch's
+    message suggests loading again with ``weights_only=False``, which would run the file's code)."""
+    text = str(exc)
+    if text.startswith("Weights only load failed"):
+        names = re.findall(r"GLOBAL ([\w.]+)", text)
+        what = f": {', '.join(dict.fromkeys(names))}" if names else ""
+        return ("was not loaded: it contains code or objects other than tensors and plain data"
+                f"{what} (refused by weights_only loading; a hyperdml checkpoint holds none)")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"is not a readable hyperdml checkpoint: the file is truncated or corrupt ({type(exc).__name__}: {first[:200]})"
 
 
 def check_checkpoint(state, source: str = "checkpoint") -> dict:
@@ -178,6 +161,10 @@ def check_checkpoint(state, source: str = "checkpoint") -> dict:
         raise CheckpointError(f"{path} is an incomplete hyperdml checkpoint: missing {', '.join(missing)}")
     if not isinstance(state["config"], dict):
         raise CheckpointError(f"{path}: the checkpoint's 'config' is not a dict")
+    for key in ("epoch", "step"):
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"{path}: the checkpoint's {key!r} must be an integer >= 0, got {value!r}")
     return state
 
 
@@ -220,6 +207,7 @@ def build_from_checkpoint(ckpt: dict, device="cpu"):
     from hyperdml.train.losses import build_loss
 
     cfg = ckpt.get("config") or {}
+    check_sizes(ckpt)
     spaces = checkpoint_spaces(ckpt)
     try:
         model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
@@ -237,12 +225,54 @@ def build_from_checkpoint(ckpt: dict, device="cpu"):
     return model.to(device), (loss.to(device) if loss is not None else None)
 
 
+def _numel(state) -> int:
+    """Elements of all the tensors in a (nested) state dict."""
+    if isinstance(state, torch.Tensor):
+        return state.numel()
+    if isinstance(state, dict):
+        return sum(_numel(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_numel(v) for v in state)
+    return 0
+
+
+def check_sizes(ckpt: dict) -> None:
+    """CheckpointError unless the sizes in a checkpoint's config fit what it stores, checked before
+    anything is built from them (a config edited to ``num_classes=1e9`` would otherwise allocate
+    its proxies first and fail after): ``num_classes``, ``embedding_size``, ``hyperbolic_size``
+    and ``in_channels`` positive integers (or absent where optional), the proxies they imply
+    (``num_classes · size`` numbers at least) no more than the stored loss state holds (a smaller
+    mismatch is named when the state is loaded: :func:`load_state`)."""
+    cfg = ckpt.get("config") or {}
+    for key in ("num_classes", "embedding_size", "hyperbolic_size", "in_channels"):
+        value = cfg.get(key)
+        if value is None and key != "embedding_size":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CheckpointError(f"the checkpoint's config has {key}={value!r}; expected a positive integer")
+    names = ckpt.get("class_names")
+    names = names if isinstance(names, (list, tuple)) else None
+    num_classes = cfg.get("num_classes") or (len(names) if names is not None else 0)
+    size = min(cfg["embedding_size"], cfg.get("hyperbolic_size") or cfg["embedding_size"])
+    stored = _numel(ckpt.get("loss"))
+    if num_classes and stored and num_classes * size > stored:
+        raise CheckpointError(f"the checkpoint's loss does not fit its config: {num_classes} classes of size {size} "
+                              f"need at least {num_classes * size} numbers of proxies, the stored loss state holds "
+                              f"{stored}")
+
+
 def load_state(module, state: dict, what: str) -> None:
-    """``module.load_state_dict(state)`` with a :class:`CheckpointError` naming what does not fit."""
+    """``module.load_state_dict(state)`` with a :class:`CheckpointError` naming what does not fit:
+    a key or shape that differs, or a floating-point tensor holding NaN or Inf (weights or proxies
+    of a diverged run, or a damaged file, are not loaded as if they were a model)."""
     from hyperdml.models.backbones import state_mismatch
 
     if not isinstance(state, dict):
         raise CheckpointError(f"the checkpoint's {what} state is not a dict")
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"the checkpoint's {what} holds NaN or Inf in {key!r}: the run that wrote it had "
+                                  "diverged, or the file was altered; use an earlier checkpoint")
     mismatch = state_mismatch(module.state_dict(), state)
     if mismatch:
         raise CheckpointError(f"the checkpoint's {what} does not fit the {type(module).__name__} built from its "

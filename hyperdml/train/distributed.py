@@ -27,17 +27,25 @@ def env_world_size() -> int:
 
 def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
     """``"auto"`` → ``cuda:<local_rank>`` when CUDA is available, else ``cpu``; ``"cuda"`` →
-    ``cuda:<local_rank>``; anything else as given (``"cpu"``, ``"cuda:1"``)."""
+    ``cuda:<local_rank>``; ``"cpu"`` and ``"cuda:N"`` as given. Anything else, or a CUDA device this
+    machine lacks, raises :class:`~hyperdml.errors.ConfigError`."""
     from hyperdml.errors import ConfigError
 
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: CUDA is not available on this machine")
         if dev.index is None:
             dev = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+        elif dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         torch.cuda.set_device(dev)
     return dev
 

@@ -17,7 +17,8 @@ __all__ = ["compute_embeddings", "evaluate_embeddings", "evaluate_model", "evalu
 
 
 @torch.no_grad()
-def compute_embeddings(model: nn.Module, dataset, batch_size: int = 256, device="cpu", workers: int = 0):
+def compute_embeddings(model: nn.Module, dataset, batch_size: int = 256, device="cpu", workers: int = 0,
+                       progress: bool | None = None):
     """Head outputs of ``model`` over ``dataset`` in order.
 
     Args:
@@ -25,11 +26,15 @@ def compute_embeddings(model: nn.Module, dataset, batch_size: int = 256, device=
             pass, its mode restored after).
         dataset: items ``(image (C, H, W), int label)``.
         batch_size, device, workers: of the pass.
+        progress: show the pass's progress (default: as :func:`hyperdml._progress.progress_enabled`
+            says; off in plain library calls).
 
     Returns:
         ``({head: (N, D) float32 CPU tensor of HEAD OUTPUTS}, labels (N,) int64)``.
     """
     from torch.utils.data import DataLoader
+
+    from hyperdml._progress import Progress
 
     device = torch.device(device)
     was_training = model.training
@@ -38,13 +43,15 @@ def compute_embeddings(model: nn.Module, dataset, batch_size: int = 256, device=
                         pin_memory=device.type == "cuda")
     outs: dict[str, list[torch.Tensor]] = {}
     labels = []
+    bar = Progress(loader, len(loader), f"embedding {len(dataset)} images", progress)
     try:
-        for images, y in loader:
+        for images, y in bar:
             z = model(images.to(device, non_blocking=True))
             for name, v in z.items():
                 outs.setdefault(name, []).append(v.float().cpu())
             labels.append(torch.as_tensor(y, dtype=torch.int64))
     finally:
+        bar.close()
         model.train(was_training)
     if not labels:
         raise ValueError("compute_embeddings: the data set is empty")
@@ -68,19 +75,20 @@ def evaluate_embeddings(z: torch.Tensor, labels: torch.Tensor, space, *, query=N
 
 
 def evaluate_model(model: nn.Module, splits, *, spaces: dict | None = None, batch_size: int = 256, device="cpu",
-                   workers: int = 0) -> dict:
+                   workers: int = 0, progress: bool | None = None) -> dict:
     """Metrics of every head of ``model`` on ``splits.test`` → ``{head: metrics dict}``.
 
     Each head is evaluated in its space: ``spaces[head]`` (default ``model.spaces``). With
     ``splits.query``/``splits.gallery`` set (In-Shop) the query images are ranked against the
-    gallery; otherwise every test image against the rest.
+    gallery; otherwise every test image against the rest. ``progress``: of the embedding passes
+    (see :func:`compute_embeddings`).
     """
     spaces = model.spaces if spaces is None else spaces
     if getattr(splits, "query", None) is not None and getattr(splits, "gallery", None) is not None:
-        zg, yg = compute_embeddings(model, splits.gallery, batch_size, device, workers)
-        zq, yq = compute_embeddings(model, splits.query, batch_size, device, workers)
+        zg, yg = compute_embeddings(model, splits.gallery, batch_size, device, workers, progress)
+        zq, yq = compute_embeddings(model, splits.query, batch_size, device, workers, progress)
         return {h: evaluate_embeddings(zg[h], yg, spaces[h], query=zq[h], query_labels=yq) for h in zg}
-    z, y = compute_embeddings(model, splits.test, batch_size, device, workers)
+    z, y = compute_embeddings(model, splits.test, batch_size, device, workers, progress)
     return {h: evaluate_embeddings(z[h], y, spaces[h]) for h in z}
 
 
@@ -100,10 +108,12 @@ def evaluate_checkpoint(path: str, *, dataset: str | None = None, data_root: str
                         device="cpu", batch_size: int = 256, workers: int = 0) -> dict:
     """Evaluate the checkpoint at ``path`` on its data set's test split (or ``dataset``/``data_root``).
 
-    Returns ``{"checkpoint", "epoch", "step", "dataset", "heads": {head: metrics}}``.
+    Returns ``{"checkpoint", "epoch", "step", "dataset", "heads": {head: metrics}}`` (``epoch``:
+    the 1-based epoch of the checkpoint's last step, as in ``log.jsonl``).
     Raises ``CheckpointError`` (unreadable or unfitting checkpoint) or ``DatasetError``.
     """
     from hyperdml.data import build_datasets
+    from hyperdml.data.splits import check_evaluable
     from hyperdml.train.checkpoint import build_from_checkpoint, load_checkpoint
 
     ckpt = load_checkpoint(path)
@@ -116,11 +126,14 @@ def evaluate_checkpoint(path: str, *, dataset: str | None = None, data_root: str
     model, _ = build_from_checkpoint(ckpt, device)
     splits = build_datasets(cfg["dataset"], cfg.get("data_root"), image_size=cfg.get("image_size"),
                             seed=int(cfg.get("data_seed", 0)))
+    check_evaluable(splits, cfg["dataset"])
     if splits.channels != model.backbone.in_channels:
         from hyperdml.errors import ConfigError
 
         raise ConfigError(f"data set {cfg['dataset']!r} has {splits.channels}-channel images but the checkpoint's "
                           f"model takes {model.backbone.in_channels} channels")
     heads = evaluate_model(model, splits, batch_size=batch_size, device=device, workers=workers)
-    return {"checkpoint": str(path), "epoch": int(ckpt["epoch"]), "step": int(ckpt["step"]),
+    spe = (ckpt.get("sampler") or {}).get("steps_per_epoch")
+    epoch = -(-int(ckpt["step"]) // int(spe)) if spe else int(ckpt["epoch"])  # 1-based, as in log.jsonl
+    return {"checkpoint": str(path), "epoch": epoch, "step": int(ckpt["step"]),
             "dataset": cfg["dataset"], "heads": heads}

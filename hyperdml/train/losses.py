@@ -165,7 +165,8 @@ def parse_loss_args(name: str, items: list[str] | dict | None) -> dict[str, Any]
     ``part.key`` names the part (``base``, ``space``, ``cp``, ``hpl``). Values are typed by the
     parameter's default: bool (true/false/1/0/yes/no), int, float, str, a comma-separated list for
     tuple defaults, and int → float → text for a ``None`` default ("none" gives None). Unknown or
-    ambiguous keys, and ``c``/``clip_r`` (use ``--c``/``--clip-r``) raise ``ConfigError``. ``none``/``null``
+    ambiguous keys, a parameter given twice (``margin=0.1`` and ``base.margin=0.2`` too), and
+    ``c``/``clip_r`` (use ``--c``/``--clip-r``) raise ``ConfigError``. ``none``/``null``
     give None for any parameter (the constructor refuses it where None has no meaning).
     """
     if not items:
@@ -181,6 +182,7 @@ def parse_loss_args(name: str, items: list[str] | dict | None) -> dict[str, Any]
             k, v = item.split("=", 1)
             pairs.append((k.strip(), v))
     out: dict[str, Any] = {}
+    given: dict[tuple[str, str], str] = {}
     for key, value in pairs:
         part, _, pname = key.rpartition(".")
         if pname in ("c", "clip_r"):
@@ -193,6 +195,12 @@ def parse_loss_args(name: str, items: list[str] | dict | None) -> dict[str, Any]
         if len(owners) > 1:
             raise ConfigError(f"loss argument {key!r} is ambiguous in {name!r}: write one of "
                               f"{', '.join(o + '.' + pname for o in owners)}")
+        if (owners[0], pname) in given:
+            first = given[owners[0], pname]
+            what = f"loss argument {key!r} is given twice" if first == key else \
+                f"loss arguments {first!r} and {key!r} set the same parameter"
+            raise ConfigError(f"{what}; give each parameter once")
+        given[owners[0], pname] = key
         out_key = pname if not part else key
         out[out_key] = _convert(key, value, parts[owners[0]][pname]) if isinstance(value, str) else value
     return out

@@ -1,13 +1,16 @@
-"""Seeding and random-number-generator states that fit a ``weights_only`` checkpoint."""
+"""Reproducibility: seeding, random-number-generator states that fit a ``weights_only``
+checkpoint, and deterministic algorithms for the length of a run."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "rng_state", "set_rng_state"]
+__all__ = ["seed_everything", "rng_state", "set_rng_state", "deterministic"]
 
 
 def seed_everything(seed: int) -> None:
@@ -49,3 +52,17 @@ def set_rng_state(state: dict) -> None:
         cuda = state["cuda"]
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool):
+    """Within the block, ``torch.use_deterministic_algorithms(True, warn_only=True)`` when
+    ``enabled`` (and cuBLAS's workspace setting that it needs); the previous setting after."""
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])

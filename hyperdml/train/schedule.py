@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["WarmupSchedule"]
+__all__ = ["WarmupSchedule", "SCHEDULES"]
+
+#: what follows the warm-up: cosine decay, ×0.5 steps, or a constant rate
+SCHEDULES = ("cosine", "step", "constant")
 
 
 class WarmupSchedule:
@@ -26,8 +29,8 @@ class WarmupSchedule:
 
     def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, kind: str = "cosine",
                  min_mult: float = 0.0, step_size: int = 1, gamma: float = 0.5):
-        if kind not in ("cosine", "step", "constant"):
-            raise ValueError(f"unknown schedule {kind!r}; expected cosine, step or constant")
+        if kind not in SCHEDULES:
+            raise ValueError(f"unknown schedule {kind!r}; expected one of {', '.join(SCHEDULES)}")
         self.optimizer = optimizer
         self.total_steps, self.warmup_steps = max(int(total_steps), 1), max(int(warmup_steps), 0)
         self.kind, self.min_mult = kind, float(min_mult)

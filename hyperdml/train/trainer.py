@@ -1,27 +1,23 @@
 """The training loop behind ``hyperdml train``: :func:`train` (and :class:`Trainer`).
 
-One process, or one of ``N`` under ``torchrun`` (DDP). Per step: the model's heads on a
-class-balanced batch (under autocast when ``amp`` is set), the head outputs cast to float32 (the
-losses' hyperbolic math never runs in half precision), all-gathered over processes with gradient
-so that the loss sees the global batch, the loss (CHEST: ``loss(z_e, z_h, labels)``, others:
-``loss(z, labels)``), backward, gradient clipping, a Riemannian Adam step with per-group learning
-rates and the warm-up schedule. Each epoch ends with an evaluation on the test split
-(``<out>/metrics.json``) and a checkpoint (``<out>/last.pt``, written atomically by rank 0).
-``<out>/log.jsonl`` gets one JSON record per step (every ``log_every``), per epoch and per
-evaluation.
+One process, or one of ``N`` under ``torchrun`` (DDP). :class:`Trainer` builds the run
+(:func:`~hyperdml.train.setup.build_run`) in a locked run folder
+(:mod:`~hyperdml.train.run_folder`), possibly from a checkpoint (:mod:`~hyperdml.train.resume`),
+then trains epoch by epoch, one :class:`~hyperdml.train.step.TrainStep` per batch (which also
+stops a run that diverged). An epoch ends with an evaluation when due, then the checkpoint
+``<out>/last.pt``, and only once it is written ``<out>/metrics.json`` and the epoch's records in
+``<out>/log.jsonl`` (which also gets a record every ``log_every`` steps). In every record
+``epoch`` is 1-based, as in the printed lines; a checkpoint's ``epoch`` counts finished epochs.
 
-Reproducibility: everything random is seeded from ``seed``: model and proxy initialisation
-(global torch RNG), the batch sampler (its own seed and the epoch), the losses' own generators
-(in their state dicts). A checkpoint stores all of it (and the position in the epoch), so a run
-resumed from any checkpoint continues exactly as the uninterrupted run (with ``workers=0`` or
-deterministic data transforms; random augmentations in worker processes are seeded per epoch
-but not per step).
+Reproducibility: everything random is seeded from ``seed`` (model and proxy initialisation, the
+batch sampler per epoch, the losses' own generators in their state dicts). A checkpoint stores
+all of it and the position in the epoch, so a resumed run continues exactly as the uninterrupted
+one (with ``workers=0`` or deterministic transforms: augmentations in worker processes are
+seeded per epoch, not per step).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
 import sys
@@ -30,83 +26,20 @@ import time
 import torch
 from torch import nn
 
-from hyperdml.distributed import all_gather_no_grad, all_gather_with_grad
-from hyperdml.errors import ConfigError, HyperdmlError
-from hyperdml.train.checkpoint import FORMAT, VERSION, checkpoint_spaces, load_checkpoint, load_state, save_checkpoint
-from hyperdml.train.config import resolve_config
+from hyperdml._progress import Progress
+from hyperdml.errors import ConfigError
+from hyperdml.train.checkpoint import (FORMAT, VERSION, check_sizes, checkpoint_spaces, load_checkpoint, load_state,
+                                       save_checkpoint)
+from hyperdml.train.config import RUN_OPTIONS, resolve_config
 from hyperdml.train.distributed import cleanup_distributed, env_world_size, setup_distributed
 from hyperdml.train.evaluate import evaluate_model
-from hyperdml.train.rng import rng_state, seed_everything, set_rng_state
-from hyperdml.train.schedule import WarmupSchedule
+from hyperdml.train.resume import RESUME_OVERRIDES, merge_resume_config, resolve_resume_path, restore_training_state
+from hyperdml.train.rng import deterministic, rng_state, seed_everything
+from hyperdml.train.run_folder import JsonLog, RunFolder, writing
+from hyperdml.train.setup import build_run
+from hyperdml.train.step import TrainStep
 
 __all__ = ["Trainer", "train", "resolve_resume_path", "RESUME_OVERRIDES"]
-
-#: options that may differ from the checkpoint's when resuming (the rest must stay the same)
-RESUME_OVERRIDES = ("epochs", "max_steps", "out", "quiet", "device", "eval_every", "eval_batch_size", "workers",
-                    "log_every", "data_root")
-
-
-def resolve_resume_path(resume: str) -> str:
-    """``--resume`` value → checkpoint file: a file as is, a folder → ``<folder>/last.pt``."""
-    path = os.fspath(resume)
-    return os.path.join(path, "last.pt") if os.path.isdir(path) else path
-
-
-def _merge_resume(given: dict, ckpt_cfg: dict, ckpt_path: str) -> dict:
-    """The checkpoint's config with the allowed overrides from ``given``; ConfigError on a conflict."""
-    merged = dict(ckpt_cfg)
-    merged.setdefault("hyperbolic_head", "linear")  # checkpoints from before the option had linear heads
-    for key in RESUME_OVERRIDES:
-        if key in given:
-            merged[key] = given[key]
-    if "out" not in given:
-        merged["out"] = os.path.dirname(os.path.abspath(ckpt_path))
-    wanted = resolve_config({**ckpt_cfg, **{k: v for k, v in given.items() if k != "resume"}})
-    for key, value in wanted.items():
-        if key in RESUME_OVERRIDES or key in ("in_channels", "num_classes"):
-            continue
-        if key in given and value != ckpt_cfg.get(key):
-            raise ConfigError(
-                f"--resume continues the checkpoint's run, whose {key} is {ckpt_cfg.get(key)!r}, not {value!r}; "
-                f"only {', '.join(RESUME_OVERRIDES)} may change"
-            )
-    return merged
-
-
-class _JsonLog:
-    """``log.jsonl`` appender (one JSON object per line, flushed)."""
-
-    def __init__(self, path: str | None, truncate_after_step: int | None = None):
-        self.path = path
-        if path is None:
-            return
-        if truncate_after_step is not None and os.path.exists(path):
-            # Resuming: drop the records of steps after the checkpoint (they are redone).
-            keep = []
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue
-                    if int(rec.get("step", 0)) <= truncate_after_step:
-                        keep.append(line if line.endswith("\n") else line + "\n")
-            with open(path, "w", encoding="utf-8") as f:
-                f.writelines(keep)
-
-    def write(self, record: dict) -> None:
-        if self.path is None:
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, sort_keys=False) + "\n")
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 class Trainer:
@@ -114,35 +47,39 @@ class Trainer:
 
     Args:
         config: training options (see :data:`hyperdml.train.config.DEFAULTS`); may hold
-            ``"resume"`` (checkpoint file or run folder).
+            ``"resume"`` (checkpoint file or run folder) and ``"overwrite"``.
         resume: same as ``config["resume"]``.
-        progress: show tqdm bars (default: when stderr is a terminal and not ``quiet``).
+        progress: show progress (a tqdm bar on a terminal, a plain line every 30 s otherwise);
+            default: on unless ``quiet``, on the first process only.
+        overwrite: start a new run in an ``out`` folder that holds another run's files (they
+            are removed); without it such a folder is refused.
 
     After :meth:`fit`: :attr:`history` (per-step losses), :attr:`metrics` (last evaluation).
     """
 
-    def __init__(self, config: dict, resume: str | None = None, progress: bool | None = None):
+    def __init__(self, config: dict, resume: str | None = None, progress: bool | None = None,
+                 overwrite: bool | None = None):
         given = dict(config or {})
-        resume = resume or given.pop("resume", None)
-        given.pop("resume", None)
-        self.ckpt = None
+        resume = resume or given.get("resume")
+        self.overwrite = bool(given.get("overwrite") if overwrite is None else overwrite)
+        given = {k: v for k, v in given.items() if k not in RUN_OPTIONS}
+        self.ckpt, self.ckpt_path = None, None
         if resume:
             self.ckpt_path = resolve_resume_path(resume)
             self.ckpt = load_checkpoint(self.ckpt_path)
-            self.cfg = resolve_config(_merge_resume(given, self.ckpt["config"], self.ckpt_path))
+            check_sizes(self.ckpt)
+            self.cfg = resolve_config(merge_resume_config(given, self.ckpt["config"], self.ckpt_path))
         else:
             self.cfg = resolve_config(given)
         self.progress = progress
         self.history: list[float] = []
         self.metrics: dict | None = None
+        self.folder: RunFolder | None = None
 
-    # -- setup -----------------------------------------------------------------------------------
+    # -- set-up ----------------------------------------------------------------------------------
 
     def _setup(self) -> None:
-        from hyperdml.data import ClassBalancedSampler, DistributedClassBalancedSampler, build_datasets
-        from hyperdml.models import build_model
-        from hyperdml.optim import make_optimizer
-        from hyperdml.train.losses import build_loss, head_spaces
+        from hyperdml.models import HEAD_NAMES
 
         cfg = self.cfg
         self.rank, self.world, self.device = setup_distributed(device=cfg["device"])
@@ -153,47 +90,20 @@ class Trainer:
                               f"{self.world} processes")
         self.is_main = self.rank == 0
         self.out = cfg["out"]
-        if self.is_main:
-            os.makedirs(self.out, exist_ok=True)
+        self._open_folder()
         seed_everything(cfg["seed"])
-        self.splits = build_datasets(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"],
-                                     seed=cfg["data_seed"], label_noise=cfg["label_noise"])
-        s = self.splits
-        cfg["in_channels"], cfg["num_classes"] = int(s.channels), int(s.num_train_classes)
-        if cfg["image_size"] is None:
-            cfg["image_size"] = int(s.image_size)
-        labels = s.train.labels
-        if self.world == 1:
-            self.sampler = ClassBalancedSampler(labels, cfg["batch_size"], cfg["samples_per_class"],
-                                                seed=cfg["seed"], drop_last=True)
-        else:
-            self.sampler = DistributedClassBalancedSampler(labels, cfg["batch_size"] // self.world,
-                                                           cfg["samples_per_class"], num_replicas=self.world,
-                                                           rank=self.rank, seed=cfg["seed"])
-        self.steps_per_epoch = len(self.sampler)
-        if self.steps_per_epoch < 1:
-            raise ConfigError(f"the training split ({len(labels)} images) gives no full batch of {cfg['batch_size']}")
-        spaces = checkpoint_spaces(self.ckpt) if self.ckpt is not None else head_spaces(cfg)
-        self.model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
-                                 hyperbolic_size=cfg["hyperbolic_size"], spaces=spaces,
-                                 in_channels=cfg["in_channels"], weights=cfg["weights"]).to(self.device)
-        self.loss = build_loss(cfg, cfg["num_classes"], spaces=spaces).to(self.device)
-        self.optimizer = make_optimizer(self.model.backbone, self.loss, self.model.heads, lr=cfg["lr"],
-                                        head_lr_mult=cfg["head_lr_mult"], proxy_lr_mult=cfg["proxy_lr_mult"],
-                                        weight_decay=cfg["weight_decay"], eps=cfg["adam_eps"])
-        total = cfg["epochs"] * self.steps_per_epoch
-        if cfg["max_steps"] is not None:
-            total = min(total, cfg["max_steps"])
-        self.schedule = WarmupSchedule(self.optimizer, total_steps=cfg["epochs"] * self.steps_per_epoch,
-                                       warmup_steps=round(cfg["warmup_epochs"] * self.steps_per_epoch),
-                                       kind=cfg["schedule"], min_mult=cfg["min_lr_mult"],
-                                       step_size=cfg["step_every"] * self.steps_per_epoch)
-        self.total_steps = total
-        self.scaler = torch.amp.GradScaler("cuda") if cfg["amp"] == "fp16" else None
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg["amp"])
+        parts = build_run(cfg, device=self.device, world=self.world, rank=self.rank,
+                          spaces=checkpoint_spaces(self.ckpt) if self.ckpt is not None else None)
+        self.splits, self.sampler, self.steps_per_epoch = parts.splits, parts.sampler, parts.steps_per_epoch
+        self.total_steps, self.model, self.loss = parts.total_steps, parts.model, parts.loss
+        self.optimizer, self.schedule, self.scaler = parts.optimizer, parts.schedule, parts.scaler
         self.epoch, self.step = 0, 0
         if self.ckpt is not None:
-            self._load_state(self.ckpt)
+            load_state(self.model, self.ckpt["model"], "model")
+            load_state(self.loss, self.ckpt["loss"], "loss")
+            self.epoch, self.step = restore_training_state(self.ckpt, optimizer=self.optimizer, schedule=self.schedule,
+                                                           scaler=self.scaler, steps_per_epoch=self.steps_per_epoch)
+            self.metrics = self.ckpt.get("metrics")
         self.net = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -201,44 +111,34 @@ class Trainer:
             if self.device.type == "cuda":
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.net = DDP(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
-        self.loss_params = [p for p in self.loss.parameters() if p.requires_grad]
+            # the step passes the all-gathered global batch (a CalibrateProxy enqueues it as is)
+            self.loss.set_gathered_inputs(True)
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg["amp"])
+        self.stepper = TrainStep(self.net, self.loss, HEAD_NAMES[cfg["head"]], self.optimizer, self.schedule,
+                                 device=self.device, amp_dtype=amp_dtype, scaler=self.scaler,
+                                 grad_clip=cfg["grad_clip"], world=self.world, lr=cfg["lr"])
+        self.log = JsonLog(self.folder.file("log.jsonl") if self.folder else None,
+                           truncate_after_step=self.step if self.ckpt is not None else None)
+
+    def _open_folder(self) -> None:
+        """Rank 0 creates and locks the run folder; every rank learns whether that failed."""
+        error = None
+        if self.is_main:
+            try:
+                self.folder = RunFolder.open(self.out, resume_from=self.ckpt_path, overwrite=self.overwrite)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                error = exc
         if self.world > 1:
-            # The loss gets the all-gathered global batch: a CalibrateProxy enqueues it as is
-            # instead of gathering it again (the trainer owns this loss; nothing to restore).
-            for m in self.loss.modules():
-                if hasattr(m, "gather_queue"):
-                    m.gather_queue = False
-        self.log = _JsonLog(os.path.join(self.out, "log.jsonl") if self.is_main else None,
-                            truncate_after_step=self.step if self.ckpt is not None else None)
+            import torch.distributed as dist
 
-    def _load_state(self, ckpt: dict) -> None:
-        from hyperdml.errors import CheckpointError
+            message = [None if error is None else str(error)]
+            dist.broadcast_object_list(message, src=0)
+            if error is None and message[0] is not None:
+                raise ConfigError(f"process 0 could not open the run folder: {message[0]}")
+        if error is not None:
+            raise error
 
-        load_state(self.model, ckpt["model"], "model")
-        load_state(self.loss, ckpt["loss"], "loss")
-        try:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"cannot load the checkpoint's optimizer state: {exc}") from None
-        # torch's Optimizer.load_state_dict turns Adam's "step" into a float32 tensor; geoopt's
-        # RiemannianAdam keeps a Python int (bias corrections in float64): restore the int, or the
-        # resumed run drifts from the uninterrupted one by float32 rounding.
-        for st in self.optimizer.state.values():
-            if isinstance(st.get("step"), torch.Tensor) and st["step"].dim() == 0:
-                st["step"] = int(st["step"].item())
-        if ckpt.get("scheduler"):
-            self.schedule.load_state_dict(ckpt["scheduler"])
-        if self.scaler is not None and ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
-        spe = (ckpt.get("sampler") or {}).get("steps_per_epoch")
-        if spe is not None and int(spe) != self.steps_per_epoch:
-            raise CheckpointError(f"the checkpoint was written with {spe} steps per epoch, this run has "
-                                  f"{self.steps_per_epoch} (different data or batch size)")
-        self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
-        set_rng_state(ckpt.get("rng") or {})
-        self.metrics = ckpt.get("metrics")
-
-    # -- checkpoint --------------------------------------------------------------------------------
+    # -- checkpoint ------------------------------------------------------------------------------
 
     def state(self) -> dict:
         """The checkpoint dict of the current state (see :mod:`hyperdml.train.checkpoint`)."""
@@ -259,11 +159,12 @@ class Trainer:
             "super_class_names": None if s.super_class_names is None else list(s.super_class_names),
         }
 
-    def save(self, name: str = "last.pt") -> str | None:
+    def save(self, name: str = "last.pt") -> str:
         """Rank 0 writes the checkpoint ``<out>/<name>`` atomically; all ranks wait for it."""
         path = os.path.join(self.out, name)
         if self.is_main:
-            save_checkpoint(path, self.state())
+            with writing(path):
+                save_checkpoint(path, self.state())
         self._barrier()
         return path
 
@@ -273,95 +174,58 @@ class Trainer:
 
             dist.barrier()
 
-    # -- evaluation --------------------------------------------------------------------------------
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def _epoch_number(self) -> int:
+        """The 1-based number of the epoch of the last step done (0 before the first step)."""
+        return math.ceil(self.step / self.steps_per_epoch)
+
+    def _evaluate(self) -> tuple[dict | None, dict | None]:
+        """Rank 0 evaluates every head on the test split (global RNG untouched) and sets
+        :attr:`metrics`; returns ``(heads, log record)`` (``(None, None)`` on other ranks)."""
+        if not self.is_main:
+            return None, None
+        t0 = time.perf_counter()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            heads = evaluate_model(self.model, self.splits, batch_size=self.cfg["eval_batch_size"], device=self.device,
+                                   workers=self.cfg["workers"], progress=self._show_progress())
+        epoch = self._epoch_number()
+        self.metrics = {"epoch": epoch, "step": self.step, "dataset": self.cfg["dataset"], "loss": self.cfg["loss"],
+                        "heads": heads}
+        return heads, {"event": "eval", "epoch": epoch, "step": self.step, "heads": heads,
+                       "seconds": round(time.perf_counter() - t0, 3)}
 
     def evaluate(self) -> dict | None:
-        """Rank 0 evaluates every head on the test split (global RNG untouched), writes
-        ``metrics.json`` and a log record; returns ``{head: metrics}`` (None on other ranks)."""
-        result = None
+        """Rank 0 evaluates every head on the test split, writes ``metrics.json`` and a log
+        record; returns ``{head: metrics}`` (None on other ranks)."""
+        heads, record = self._evaluate()
         if self.is_main:
-            t0 = time.perf_counter()
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                heads = evaluate_model(self.model, self.splits, batch_size=self.cfg["eval_batch_size"], device=self.device,
-                                       workers=self.cfg["workers"])
-            self.metrics = {"epoch": self.epoch, "step": self.step, "dataset": self.cfg["dataset"],
-                            "loss": self.cfg["loss"], "heads": heads}
-            _write_json(os.path.join(self.out, "metrics.json"), self.metrics)
-            self.log.write({"event": "eval", "epoch": self.epoch, "step": self.step, "heads": heads,
-                            "seconds": round(time.perf_counter() - t0, 3)})
-            result = heads
+            self._record(record)
         self._barrier()
-        return result
+        return heads
+
+    def _record(self, *records) -> None:
+        """After a checkpoint (or an evaluation) is safely written: metrics.json and log records."""
+        for record in records:
+            if record is None:
+                continue
+            if record["event"] == "eval":
+                self.folder.write_json("metrics.json", self.metrics)
+            self.log.write(record)
 
     # -- training --------------------------------------------------------------------------------
 
-    def _gather(self, t: torch.Tensor, with_grad: bool) -> torch.Tensor:
-        if self.world == 1:
-            return t
-        return all_gather_with_grad(t) if with_grad else all_gather_no_grad(t)
-
-    def _loss(self, out: dict, labels: torch.Tensor) -> torch.Tensor:
-        if self.cfg["head"] == "dual":
-            return self.loss(out["euclidean"], out["hyperbolic"], labels)
-        return self.loss(out[self.cfg["head"]], labels)
-
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """One optimiser step on this process's batch; returns the (global-batch) loss value."""
-        images = images.to(self.device, non_blocking=True)
-        labels = labels.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            out = self.net(images)
-        out = {k: self._gather(v.float(), True) for k, v in out.items()}
-        labels = self._gather(labels, False)
-        loss = self._loss(out, labels)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise HyperdmlError(f"the loss is {value} at step {self.step + 1} (epoch {self.epoch + 1}); "
-                                "lower --lr, set --grad-clip, or disable --amp")
-        self.optimizer.zero_grad(set_to_none=True)
-        # With W processes each computes the same global-batch loss L. all_gather_with_grad sums
-        # the gradients every process sends to this process's rows (W·dL/dz_local), and DDP
-        # averages the network's gradients over processes: the network gets dL/dθ. The proxies get
-        # dL/dp on every process; they are averaged all the same, to keep the replicas identical.
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
-        if self.world > 1:
-            self._sync_loss_grads()
-        if self.cfg["grad_clip"] is not None:
-            params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, self.cfg["grad_clip"])
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.schedule.step()
-        self.step += 1
+        step = self.step + 1
+        value = self.stepper(images, labels, step, math.ceil(step / self.steps_per_epoch))
+        self.step = step
         return value
-
-    def _sync_loss_grads(self) -> None:
-        """Average the loss's (proxies') gradients over processes (one all_reduce)."""
-        import torch.distributed as dist
-
-        grads = [p.grad for p in self.loss_params if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= float(self.world)
-        offset = 0
-        for g in grads:
-            n = g.numel()
-            g.copy_(flat[offset:offset + n].view_as(g))
-            offset += n
 
     def _show_progress(self) -> bool:
         if self.progress is not None:
             return bool(self.progress) and self.is_main
-        return self.is_main and not self.cfg["quiet"] and sys.stderr.isatty()
+        return self.is_main and not self.cfg["quiet"]
 
     def _print(self, text: str) -> None:
         if self.is_main and not self.cfg["quiet"]:
@@ -369,45 +233,28 @@ class Trainer:
 
             tqdm.write(text, file=sys.stdout)
 
-    def fit(self) -> dict | None:
-        """Train to ``epochs`` (or ``max_steps``), evaluating and checkpointing; returns the last
-        evaluation's ``{head: metrics}`` (on rank 0; None elsewhere)."""
+    def _train_epoch(self, epoch: int) -> tuple[list[float], bool]:
+        """Train epoch ``epoch`` (0-based) from the current position; returns its losses and whether
+        ``max_steps`` stopped it."""
         from torch.utils.data import DataLoader
-        from tqdm import tqdm
 
-        self._setup()
         cfg = self.cfg
-        if self.is_main:
-            _write_json(os.path.join(self.out, "config.json"), cfg)
-            if self.ckpt is None:
-                self.log.write({"event": "start", "step": 0, "config": cfg, "world_size": self.world,
-                                "device": str(self.device), "steps_per_epoch": self.steps_per_epoch})
-            else:
-                self.log.write({"event": "resume", "step": self.step, "epoch": self.epoch,
-                                "checkpoint": self.ckpt_path})
-        self.model.train()
-        self.loss.train()
-        last_heads, evaluated = None, False
-        stopped = self.step >= self.total_steps
-        while self.epoch < cfg["epochs"] and not stopped:
-            epoch = self.epoch
-            self.sampler.set_epoch(epoch)
-            self.loss.set_epoch(epoch)
-            position = self.step - epoch * self.steps_per_epoch
-            batches = list(self.sampler)[position:]
-            loader = DataLoader(self.splits.train, batch_sampler=batches, num_workers=cfg["workers"],
-                                pin_memory=self.device.type == "cuda",
-                                generator=torch.Generator().manual_seed(cfg["seed"] * 1000 + epoch))
-            t0, losses = time.perf_counter(), []
-            bar = tqdm(loader, total=len(batches), desc=f"epoch {epoch + 1}/{cfg['epochs']}", leave=False,
-                       disable=not self._show_progress(), dynamic_ncols=True)
+        self.sampler.set_epoch(epoch)
+        self.loss.set_epoch(epoch)
+        batches = list(self.sampler)[self.step - epoch * self.steps_per_epoch:]
+        loader = DataLoader(self.splits.train, batch_sampler=batches, num_workers=cfg["workers"],
+                            pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(cfg["seed"] * 1000 + epoch))
+        bar = Progress(loader, len(batches), f"epoch {epoch + 1}/{cfg['epochs']}", self._show_progress(), unit="steps")
+        losses, stopped = [], False
+        try:
             for images, labels in bar:
                 value = self.train_step(images, labels)
                 losses.append(value)
                 self.history.append(value)
                 bar.set_postfix(loss=f"{value:.4f}")
                 if self.step % cfg["log_every"] == 0:
-                    rec = {"event": "step", "epoch": epoch, "step": self.step, "loss": value,
+                    rec = {"event": "step", "epoch": epoch + 1, "step": self.step, "loss": value,
                            "lr": self.optimizer.param_groups[-1]["lr"]}
                     if self.loss.parts:
                         rec["parts"] = {k: float(v) for k, v in self.loss.parts.items()}
@@ -415,24 +262,56 @@ class Trainer:
                 if self.step >= self.total_steps:
                     stopped = True
                     break
+        finally:
             bar.close()
+        return losses, stopped
+
+    def fit(self) -> dict | None:
+        """Train to ``epochs`` (or ``max_steps``), evaluating and checkpointing; returns the last
+        evaluation's ``{head: metrics}`` (on rank 0; None elsewhere)."""
+        try:
+            return self._fit()
+        finally:
+            if self.folder is not None:
+                self.folder.close()
+
+    def _fit(self) -> dict | None:
+        self._setup()
+        cfg = self.cfg
+        if self.is_main:
+            self.folder.write_json("config.json", cfg)
+            if self.ckpt is None:
+                self.log.write({"event": "start", "step": 0, "config": cfg, "world_size": self.world,
+                                "device": str(self.device), "steps_per_epoch": self.steps_per_epoch})
+            else:
+                self.log.write({"event": "resume", "step": self.step, "epoch": self._epoch_number(),
+                                "checkpoint": self.ckpt_path})
+        self.model.train()
+        self.loss.train()
+        last_heads, evaluated = None, False
+        stopped = self.step >= self.total_steps
+        while self.epoch < cfg["epochs"] and not stopped:
+            epoch, t0 = self.epoch, time.perf_counter()
+            losses, stopped = self._train_epoch(epoch)
             finished = self.step == (epoch + 1) * self.steps_per_epoch
             if finished:
                 self.epoch = epoch + 1
             seconds = time.perf_counter() - t0
             mean = sum(losses) / max(len(losses), 1)
-            if self.is_main:
-                self.log.write({"event": "epoch", "epoch": epoch, "step": self.step, "mean_loss": mean,
-                                "finished": finished, "seconds": round(seconds, 3)})
+            records = [{"event": "epoch", "epoch": epoch + 1, "step": self.step, "mean_loss": mean,
+                        "finished": finished, "seconds": round(seconds, 3)}]
             last = stopped or self.epoch >= cfg["epochs"]
-            evaluate = last or (finished and cfg["eval_every"] and self.epoch % cfg["eval_every"] == 0)
             line = f"epoch {epoch + 1}/{cfg['epochs']}  step {self.step}  loss {mean:.4f}  ({seconds:.1f} s)"
-            if evaluate:
-                last_heads, evaluated = self.evaluate(), True
+            if last or (finished and cfg["eval_every"] and self.epoch % cfg["eval_every"] == 0):
+                last_heads, record = self._evaluate()
+                evaluated = True
+                records.append(record)
                 if last_heads:
                     line += "  " + "  ".join(f"R@1 {h} {100 * m['recall@1']:.2f}" for h, m in last_heads.items())
+            self.save()  # first the checkpoint; the files that describe it only once it is written
+            if self.is_main:
+                self._record(*records)
             self._print(line)
-            self.save()
         if not evaluated:  # nothing left to train (a resumed run that had finished)
             if self.metrics is None:
                 last_heads = self.evaluate()  # every rank calls it (a barrier inside)
@@ -445,37 +324,27 @@ class Trainer:
         down when torchrun started this process (what :func:`train` does)."""
         distributed_here = env_world_size() > 1
         try:
-            with _deterministic(self.cfg["deterministic"]):
+            with deterministic(self.cfg["deterministic"]):
                 return self.fit()
         finally:
             if distributed_here:
                 cleanup_distributed()
 
 
-@contextlib.contextmanager
-def _deterministic(enabled: bool):
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-
-
-def train(config: dict, *, resume: str | None = None, progress: bool | None = None) -> dict | None:
+def train(config: dict, *, resume: str | None = None, progress: bool | None = None,
+          overwrite: bool | None = None) -> dict | None:
     """Train from a config dict (see :data:`hyperdml.train.config.DEFAULTS`), return the final metrics.
 
     Args:
         config: options (missing ones take their defaults); ``config["resume"]`` or ``resume``:
             a checkpoint file or run folder to continue (its config is used; only
             :data:`RESUME_OVERRIDES` may change).
-        progress: force tqdm bars on/off (default: on a terminal unless ``quiet``).
+        progress: force progress display on/off (default: on unless ``quiet``).
+        overwrite: replace a run already in ``config["out"]`` (default: such a folder is refused).
 
     Returns:
         ``{head: {"recall@1", ..., "map@r", "r_precision", "nmi"}}`` of the last evaluation on
         rank 0 (None on the other ranks). Files in ``config["out"]``: ``last.pt``, ``log.jsonl``,
         ``metrics.json``, ``config.json``.
     """
-    return Trainer(config, resume=resume, progress=progress).run()
+    return Trainer(config, resume=resume, progress=progress, overwrite=overwrite).run()

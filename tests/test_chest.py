@@ -35,8 +35,8 @@ def test_defaults_and_structure():
     assert loss.euclidean.proxies.shape == (C * 10, DE)
     assert loss.hyperbolic.proxies.shape == (C * 10, DH)
     assert isinstance(loss.hyperbolic.proxies, geoopt.ManifoldParameter)
-    assert isinstance(loss.hyphc, HypHCLoss) and loss.hyphc.c == 0.1 and loss.hyphc.tau == 0.2
-    assert loss.hc_target == "class_means" and loss.hyphc.sphere and loss.hyphc.max_radius == 1 - 1e-3
+    assert isinstance(loss.hyphc, HypHCLoss) and loss.hyphc.c == 0.1 and loss.hyphc.tau == 0.01
+    assert loss.hc_target == "class_means" and loss.hyphc.sphere and loss.hyphc.max_radius == 0.02
 
 
 def _hc_oracle(loss, z_e, y):
@@ -48,7 +48,8 @@ def _hc_oracle(loss, z_e, y):
     means = torch.stack([f[y == c].mean(0) for c in classes]).repeat_interleave(k, 0)
     rows = [c * k + j for c in classes for j in range(k)]
     pts = loss.hyperbolic.proxy_points()[rows]
-    radius = min(max(float(loss.hyphc.radius.detach()), 1e-2), 1 - 1e-3) / math.sqrt(0.1)
+    cap = loss.hyphc.max_radius
+    radius = cap * min(max(float(loss.hyphc.radius.detach()), 1e-2 / cap), 1.0) / math.sqrt(0.1)
     pts = pts / pts.norm(dim=1, keepdim=True) * radius
     return HypHCLoss(c=0.1, tau=loss.hyphc.tau)(pts, similarity_from_features(means))
 

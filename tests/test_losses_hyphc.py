@@ -173,13 +173,11 @@ def test_sphere_gradients_reach_the_radius_and_the_directions():
     assert x.grad.abs().sum() > 0
     # the gradient on the points is tangential (a change of norm does not change the loss)
     torch.testing.assert_close((x.grad * x).sum(1), torch.zeros(8, dtype=DT), atol=1e-12, rtol=0)
-    # the radius parameter is what gradcheck sees, through the clamp
+    # the radius parameter (a fraction of the cap 1 − 1e-3) against a central difference
     rho = torch.tensor(0.4, dtype=DT, requires_grad=True)
 
     def f(rho):
-        with torch.no_grad():
-            loss.radius.copy_(rho)
-        pts = x.detach() / x.detach().norm(dim=1, keepdim=True) * rho / math.sqrt(0.1)
+        pts = x.detach() / x.detach().norm(dim=1, keepdim=True) * rho * (1 - 1e-3) / math.sqrt(0.1)
         return HypHCLoss(c=0.1)(pts, s)
 
     eps = 1e-6
@@ -194,6 +192,7 @@ def test_sphere_gradients_reach_the_radius_and_the_directions():
 def test_sphere_radius_is_capped_inside_the_ball():
     x, s = points_and_sims(6)
     loss = HypHCLoss(c=0.1, sphere=True, max_radius=0.99).double()
+    assert float(loss.radius) == pytest.approx(0.5 / 0.99)  # ρ: a fraction of the cap
     with torch.no_grad():
         loss.radius.fill_(5.0)  # far past the cap (an optimiser step can overshoot)
     assert float(loss.sphere_radius().detach()) == pytest.approx(0.99 / math.sqrt(0.1))
@@ -208,11 +207,11 @@ def test_sphere_radius_is_capped_inside_the_ball():
 
 def test_sphere_state_dict_and_arguments():
     loss = HypHCLoss(sphere=True, init_radius=0.3)
-    assert "radius" in loss.state_dict() and float(loss.radius) == pytest.approx(0.3)
+    assert "radius" in loss.state_dict() and float(loss.radius) == pytest.approx(0.3 / (1 - 1e-3))
     assert "radius" not in HypHCLoss().state_dict() and not HypHCLoss().sphere
     other = HypHCLoss(sphere=True)
     other.load_state_dict(loss.state_dict())
-    assert float(other.radius) == pytest.approx(0.3)
+    assert float(other.radius) == pytest.approx(0.3 / (1 - 1e-3))
     with pytest.raises(RuntimeError, match="sphere=False"):
         HypHCLoss().sphere_radius()
     for kw in ({"max_radius": 1.0}, {"min_radius": 0.0}, {"min_radius": 0.5, "max_radius": 0.4},

@@ -352,8 +352,10 @@ def test_chest_matches_oracle(case):
             unit = seen / seen.norm(dim=1, keepdim=True).clamp_min(1e-12)
             feats = torch.stack([unit[labels == c].mean(0) for c in present]).repeat_interleave(k, 0)
             hp = hp[[c * k + j for c in present for j in range(k)]]
-        if loss.hyphc.sphere:  # HypHC's sphere: 0.5 of the ball's radius at initialisation
-            hp = hp / hp.norm(dim=1, keepdim=True).clamp_min(1e-15) * (0.5 / math.sqrt(loss.hyphc.c))
+        if loss.hyphc.sphere:  # HypHC's sphere
+            cap = loss.hyphc.max_radius  # the parameter ρ is a fraction of the cap
+            rho = cap * min(max(float(loss.hyphc.radius.detach()), loss.hyphc.min_radius / cap), 1.0)
+            hp = hp / hp.norm(dim=1, keepdim=True).clamp_min(1e-15) * (rho / math.sqrt(loss.hyphc.c))
         if len(hp) >= 3:
             sims = (0.5 * (1 + cosine(feats, feats))).clamp(0, 1)
             sims.fill_diagonal_(1.0)

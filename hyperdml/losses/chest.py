@@ -60,9 +60,7 @@ class CHEST(nn.Module):
         clip_r: feature-clipping radius before ``expmap0`` (default 2.3).
         lambda_hc: weight ``λ_hc`` of the HypHC term (default 1).
         w_e, w_h: weights of the two SoftTriple terms (default 1, 1).
-        hc_tau: HypHC's softmax temperature (default 0.2; HypHC's own default is 0.05, which
-            on the sphere capped near the boundary, where LCA depths span 0 to ≈ 24 at c = 0.1,
-            is close to a hard maximum).
+        hc_tau: HypHC's softmax temperature (default 0.01, the temperature of HypHC's configs).
         num_triplets: HypHC triplets per call when the ``C(C·K, 3)`` triplets are more than
             ``max_all_triplets`` (HypHCLoss's defaults: all triplets up to 50 000, else 50 000
             drawn per call).
@@ -71,11 +69,16 @@ class CHEST(nn.Module):
         hc_momentum: momentum of the running class means (default 0.9).
         hc_sphere: hand HypHC the hyperbolic centers placed on one sphere of learned radius,
             capped inside the ball (HypHC's ``normalize_embeddings``; ``HypHCLoss(sphere=True)``):
-            the HypHC term then arranges the centers' directions and its depth range spans the
-            ball. Default True. The tree is then decoded from the centers on that sphere
-            (:func:`hyperdml.viz.find_proxies` places them there), as HypHC decodes its leaves.
-        hc_max_radius: the sphere's cap as a fraction of the ball's radius (default ``1 − 1e-3``,
-            HypHC's ``max_scale``).
+            the HypHC term then arranges the centers' directions. Default True. The tree is then
+            decoded from the centers on that sphere (``CHEST.proxy_sets`` places them there), as
+            HypHC decodes its leaves.
+        hc_max_radius: the sphere's cap as a fraction of the ball's radius (default 0.02). The
+            radius starts at 3/4 of the cap (at least 1e-2) and, since a larger radius sharpens
+            the softmax, climbs to the cap within a few steps and stays there. HypHC's code holds its leaves at 1e-2 of the ball's radius: its learned
+            ``scale`` starts at 1e-3, below the clamp's minimum 1e-2, where the clamp passes no
+            gradient. Near the boundary (HypHC's ``max_scale`` 1 − 1e-3) the LCA depths span 0
+            to ≈ 24 at c = 0.1, the softmax is close to a hard maximum, and the term's gradients
+            outweigh SoftTriple's on the hyperbolic centers.
         proxy_param: ``"manifold"`` (default, stepped by RiemannianAdam) or ``"tangent"``
             (the paper's expmap0 of a Euclidean parameter), see ``PoincareSpace``.
         seed: seed of HypHC's triplet sampler.
@@ -99,12 +102,12 @@ class CHEST(nn.Module):
         lambda_hc: float = 1.0,
         w_e: float = 1.0,
         w_h: float = 1.0,
-        hc_tau: float = 0.2,
+        hc_tau: float = 0.01,
         num_triplets: int | None = None,
         hc_target: str = "class_means",
         hc_momentum: float = 0.9,
         hc_sphere: bool = True,
-        hc_max_radius: float = 1 - 1e-3,
+        hc_max_radius: float = 0.02,
         proxy_param: str = "manifold",
         seed: int = 0,
         inputs: str = "tangent",
@@ -123,7 +126,7 @@ class CHEST(nn.Module):
         if not 0 <= check_number("hc_momentum", hc_momentum) < 1:
             raise ValueError(f"hc_momentum must lie in [0, 1), got {hc_momentum}")
         self.hyphc = HypHCLoss(c=space.c, tau=hc_tau, num_triplets=num_triplets, seed=seed, sphere=hc_sphere,
-                               init_radius=min(0.5, hc_max_radius), max_radius=hc_max_radius)
+                               init_radius=max(1e-2, min(0.5, 0.75 * hc_max_radius)), max_radius=hc_max_radius)
         self.hc_target, self.hc_momentum = hc_target, float(hc_momentum)
         if hc_target == "class_means":
             #: running mean of each class's L2-normalised Euclidean head output (``hc_target="class_means"``)

@@ -76,13 +76,13 @@ class HypHCLoss(nn.Module):
         tau_schedule: optional ``epoch → tau`` used by :meth:`set_epoch` instead of the factor.
         sphere: place the points on one sphere of learned radius before the loss, as HypHC's
             ``normalize_embeddings``: the loss sees ``z/‖z‖ · r`` (only the points' directions
-            count). ``r = clamp(ρ, min_radius, max_radius) / √c`` with the parameter
-            :attr:`radius` ``ρ`` (a fraction of the ball's radius ``1/√c``, initialised at
-            ``init_radius``; outside the clamp range its gradient is zero, as in HypHC).
-            Default False (the points as given).
+            count), ``r = max_radius · clamp(ρ, min_radius/max_radius, 1) / √c`` with the
+            parameter :attr:`radius` ``ρ``: the radius as a fraction of the cap, so that an
+            optimiser's steps are relative to the cap however small it is. Outside the clamp
+            range its gradient is zero, as in HypHC. Default False (the points as given).
         init_radius, min_radius, max_radius: the sphere's initial radius and bounds, as fractions
-            of the ball's radius (defaults 0.5, 1e-2 and ``1 − 1e-3``; HypHC's ``max_scale``
-            and minimum ``1e-2``). Ignored unless ``sphere``.
+            of the ball's radius ``1/√c`` (defaults 0.5, 1e-2 and ``1 − 1e-3``: HypHC's minimum
+            and ``max_scale``). Ignored unless ``sphere``.
 
     Shapes:
         ``points (P, D)`` inside the ball (‖z‖ < 1/√c), float32/float64, ``P ≥ 3`` (fewer points
@@ -130,8 +130,8 @@ class HypHCLoss(nn.Module):
                 raise ValueError(f"init_radius must lie in [min_radius, max_radius] = [{min_radius}, {max_radius}], "
                                  f"got {init_radius}")
             self.min_radius, self.max_radius = float(min_radius), float(max_radius)
-            #: the sphere's radius as a fraction ``ρ`` of the ball's radius (``sphere=True`` only)
-            self.radius = nn.Parameter(torch.tensor(float(init_radius)))
+            #: the sphere's radius as a fraction ``ρ`` of the cap ``max_radius`` (``sphere=True`` only)
+            self.radius = nn.Parameter(torch.tensor(float(init_radius) / float(max_radius)))
 
     def extra_repr(self) -> str:
         text = f"c={self.c}, tau={self.tau:g}, num_triplets={self.num_triplets}, max_all_triplets={self.max_all_triplets}"
@@ -140,10 +140,10 @@ class HypHCLoss(nn.Module):
     # -- the sphere (HypHC's normalize_embeddings) -----------------------------------------------
 
     def sphere_radius(self) -> torch.Tensor:
-        """The sphere's radius in the ball, ``clamp(ρ, min_radius, max_radius) / √c`` (scalar tensor)."""
+        """The sphere's radius in the ball, ``max_radius · clamp(ρ, min_radius/max_radius, 1) / √c`` (scalar tensor)."""
         if not self.sphere:
             raise RuntimeError("sphere_radius: this HypHCLoss was built with sphere=False")
-        return self.radius.clamp(self.min_radius, self.max_radius) / math.sqrt(self.c)
+        return self.radius.clamp(self.min_radius / self.max_radius, 1.0) * (self.max_radius / math.sqrt(self.c))
 
     def place(self, points: torch.Tensor) -> torch.Tensor:
         """The points the loss sees: ``(P, D)`` → ``z/‖z‖ · r`` with ``sphere``, else unchanged."""

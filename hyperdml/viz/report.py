@@ -230,6 +230,10 @@ def hierarchy_figures(
 
     rng = np.random.default_rng(seed)
     pts = an["class_points"][disk_name]
+    if hyp.sphere_radius is not None:
+        # HypHC's tree depends only on the directions of points on one sphere: draw it on the
+        # sphere at HypHC's max_scale, 1 − 1e-3 of the ball's radius, whatever the loss's radius
+        pts = torch.nn.functional.normalize(pts, dim=1) * ((1 - 1e-3) / math.sqrt(space.c))
     if C > max_disk_classes:
         shown = np.sort(rng.choice(C, max_disk_classes, replace=False))
         z_shown = space.decode_tree(pts[shown])
@@ -255,8 +259,10 @@ def hierarchy_figures(
         n_emb = len(idx)
         if embedding_keys is not None:
             emb_keys = np.asarray(embedding_keys, dtype=np.int64).reshape(-1)[idx]
+    sphere_txt = ""
     if hyp.sphere_radius is not None:
-        sample_txt += f" on HypHC's sphere (radius {math.sqrt(space.c) * hyp.sphere_radius:.3g} of the ball's)"
+        sphere_txt = (f"\nproxies drawn on HypHC's sphere at 0.999 of the ball's radius (the loss's sphere: "
+                      f"{math.sqrt(space.c) * hyp.sphere_radius:.3g}; the tree depends on directions only)")
     keys = sup[shown] if sup is not None else shown
     key_names = snames if sup is not None else names if C <= 24 else None
     mh = an["metrics"]["spaces"][disk_name]
@@ -269,7 +275,8 @@ def hierarchy_figures(
         title=(f"{label}Poincaré disk ({an['axes'][disk_name]['short']}): {sample_txt}{emb_txt}\n"
                f"tangent PCA {hyp.points.shape[1]}→2 at the origin keeps {pca.explained:.0%}; "
                f"tree purity {_fmt(mh['dendrogram_purity'])}"
-               + (f" (chance {_fmt(mh['dendrogram_purity_shuffled'], '.2f')})" if mh.get("dendrogram_purity_shuffled") else "")),
+               + (f" (chance {_fmt(mh['dendrogram_purity_shuffled'], '.2f')})" if mh.get("dendrogram_purity_shuffled") else "")
+               + sphere_txt),
     )
     return {"dendrogram": dendro, "poincare_disk": disk}, an
 

@@ -5,13 +5,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CSRC   := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu')
 
-.PHONY: test demo build bench bench-training sanitize cuda-check package-check clean
+.PHONY: test demo docs-images build bench bench-training sanitize cuda-check package-check clean
 
 test: $(VENV)/.built
 	$(BIN)/python -m pytest
 
 demo: $(VENV)/.built
 	$(BIN)/hyperdml demo --overwrite
+
+# The figures in docs/images (README, docs): the demo's report, redrawn when any package source changes.
+DOC_IMAGES  := docs/images/poincare_disk_demo.png docs/images/dendrogram_demo.png
+PACKAGE_SRC := $(shell find hyperdml -name '*.py')
+
+docs-images: $(DOC_IMAGES)
+
+$(DOC_IMAGES) &: $(VENV)/.built $(PACKAGE_SRC)
+	$(BIN)/hyperdml demo --overwrite --out runs/docs-images --images docs/images
 
 build: $(VENV)/.built
 

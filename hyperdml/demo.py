@@ -5,7 +5,10 @@ loss on the embedded synthetic data set (4 super-classes × 4 training classes; 
 classes are unseen), evaluates both heads on the test classes, writes the run to ``--out``
 (``last.pt``, ``log.jsonl``, ``metrics.json``, ``config.json``), then the hierarchy report of
 the proxies (``<out>/viz``, :func:`hyperdml.viz.write_hierarchy_report`, on the data the run
-trained on), and prints a table of both heads' metrics.
+trained on), and prints a table of both heads' metrics. With ``images=DIR`` (``--images``) the two
+figures are also written to ``DIR`` as ``poincare_disk_demo.png`` and ``dendrogram_demo.png``,
+each carrying the command that made it in its PNG text (``make docs-images`` writes
+``docs/images`` this way).
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["DEMO_CONFIG", "run_demo"]
+__all__ = ["DEMO_CONFIG", "DOC_IMAGES", "run_demo", "write_doc_images"]
+
+#: report figure → file name under ``--images``
+DOC_IMAGES = {"poincare_disk": "poincare_disk_demo.png", "dendrogram": "dendrogram_demo.png"}
 
 #: the demo's training options (``hyperdml train`` defaults for the rest)
 DEMO_CONFIG = {
@@ -37,11 +43,12 @@ DEMO_CONFIG = {
 
 
 def run_demo(out: str = "runs/demo", epochs: int | None = None, seed: int | None = None, quiet: bool = False,
-             threads: int | None = None, overwrite: bool = False) -> dict:
+             threads: int | None = None, overwrite: bool = False, images: str | None = None) -> dict:
     """Train the demo run into ``out`` and write its report; returns ``{"heads", "seconds", "viz"}``.
 
     ``out`` is a run folder (see :mod:`hyperdml.train.run_folder`): one that holds another run is
-    refused unless ``overwrite``.
+    refused unless ``overwrite``. ``images``: a folder that also gets the report's figures
+    (:func:`write_doc_images`).
 
     ``threads`` sets ``torch.set_num_threads`` for the run (default 1: these tensors are small, and
     on a shared machine a second OpenMP thread that waits for a busy core made steps 5-7× slower
@@ -69,6 +76,10 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, seed: int | None
         viz = write_hierarchy_report(os.path.join(out, "last.pt"), os.path.join(out, "viz"), splits=trainer.splits)
     finally:
         torch.set_num_threads(previous)
+    if images is not None:
+        command = "hyperdml demo" + (f" --seed {config['seed']}" if config["seed"] != DEMO_CONFIG["seed"] else "") + (
+            f" --epochs {config['epochs']}" if config["epochs"] != DEMO_CONFIG["epochs"] else "")
+        write_doc_images(viz["files"], images, command)
     if not quiet:
         n = config["epochs"]
         print(f"\nCHEST on the synthetic hierarchy: {n} epoch{'s' if n != 1 else ''} in {seconds:.0f} s; "
@@ -78,6 +89,29 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, seed: int | None
         print(_tree_summary(viz))
         print(f"hierarchy report written to {out}/viz/")
     return {"heads": heads, "seconds": seconds, "viz": viz}
+
+
+def write_doc_images(files: dict, out_dir: str, command: str = "hyperdml demo") -> dict:
+    """Copy the report's PNG figures ``files`` (``{"poincare_disk": path, "dendrogram": path}``) into
+    ``out_dir`` under the names of :data:`DOC_IMAGES`, with ``Source: <command>`` in the PNG text.
+
+    Returns ``{name: written path}``.
+    """
+    from PIL import Image, PngImagePlugin
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = {}
+    for key, name in DOC_IMAGES.items():
+        if not str(files.get(key, "")).endswith(".png"):
+            continue
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Source", f"{command} --images {out_dir}")
+        info.add_text("Software", "hyperdml")
+        path = os.path.join(out_dir, name)
+        with Image.open(files[key]) as im:
+            im.save(path, pnginfo=info)
+        written[key] = path
+    return written
 
 
 def _tree_summary(report: dict) -> str:

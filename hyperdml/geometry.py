@@ -26,7 +26,7 @@ with warnings.catch_warnings():
 
 __all__ = [
     "ball", "expmap0", "logmap0", "project", "clip_features", "row_norm", "to_ball", "to_lorentz", "dist",
-    "sq_dist_matrix", "lca_depth", "lca_tanh2", "tangent_mean", "BALL_EPS",
+    "sq_dist_matrix", "lca_depth", "lca_tanh2", "tangent_mean", "lca_point", "BALL_EPS",
 ]
 
 #: Relative margin kept from the boundary: points are held at norm ≤ (1 − BALL_EPS[dtype]) / √c.
@@ -177,3 +177,34 @@ def tangent_mean(points: torch.Tensor, c: float, dim: int = -2) -> torch.Tensor:
     mean needs an iterative solver) and is what k-means on ``logmap0`` features computes.
     """
     return expmap0(logmap0(points, c).mean(dim=dim), c)
+
+
+def lca_point(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
+    """Hyperbolic lowest common ancestor of rows of ``x`` and ``y`` (``(..., D)``, broadcast) → ``(..., D)``.
+
+    The point of the complete geodesic through x and y closest to the origin (HypHC's ``x∨y``);
+    its distance to the origin is the LCA depth of :func:`hyperdml.ops.hyp_lca_depth_reference`.
+    After scaling by √c, the geodesic is an arc of the circle orthogonal to the boundary whose
+    centre ``m = αx + βy`` has ``m·x = (1 + ‖x‖²)/2`` and ``m·y = (1 + ‖y‖²)/2``; the point is
+    ``m/‖m‖ · (‖m‖ − √(‖m‖² − 1))``. When the geodesic passes through the origin (x, y and 0
+    collinear, or one of them 0) the LCA is the origin; when ``x == y`` it is the point itself.
+    """
+    c = check_curvature(c)
+    s = c**0.5
+    u, v = x * s, y * s
+    u, v = torch.broadcast_tensors(u, v)
+    e = v - u
+    uu, ue, ee = (u * u).sum(-1, keepdim=True), (u * e).sum(-1, keepdim=True), (e * e).sum(-1, keepdim=True)
+    uv, vv = uu + ue, uu + 2 * ue + ee
+    det = (uu * ee - ue * ue).clamp_min(0)  # = ‖u‖²‖v‖² − (u·v)², written with e for nearby points
+    wu, wv = (1 + uu) / 2, (1 + vv) / 2
+    tiny = torch.finfo(u.dtype).eps * (uu * vv).clamp_min(torch.finfo(u.dtype).tiny)
+    general = det > tiny
+    safe = torch.where(general, det, torch.ones_like(det))
+    m = ((wu * vv - wv * uv) * u + (wv * uu - wu * uv) * v) / safe
+    mm = (m * m).sum(-1, keepdim=True).clamp_min(1.0)
+    # m/‖m‖ · (‖m‖ − √(‖m‖² − 1)) = m / (‖m‖² + ‖m‖·√(‖m‖² − 1)), stable for large ‖m‖
+    point = m / (mm + mm.sqrt() * (mm - 1).sqrt())
+    same = ee <= torch.finfo(u.dtype).eps * uu.clamp_min(1.0)
+    point = torch.where(general, point, torch.where(same, u + e / 2, torch.zeros_like(u)))
+    return point / s

@@ -35,7 +35,23 @@ def test_defaults_and_structure():
     assert loss.euclidean.proxies.shape == (C * 10, DE)
     assert loss.hyperbolic.proxies.shape == (C * 10, DH)
     assert isinstance(loss.hyperbolic.proxies, geoopt.ManifoldParameter)
-    assert isinstance(loss.hyphc, HypHCLoss) and loss.hyphc.c == 0.1 and loss.hyphc.tau == 0.05
+    assert isinstance(loss.hyphc, HypHCLoss) and loss.hyphc.c == 0.1 and loss.hyphc.tau == 0.01
+    assert loss.hc_target == "class_means" and loss.hyphc.sphere and loss.hyphc.max_radius == 0.02
+
+
+def _hc_oracle(loss, z_e, y):
+    """HypHC term of a fresh CHEST after one batch, computed independently: the classes of the batch,
+    their mean unit z_E as the target, the hyperbolic centers placed on the sphere by hand."""
+    k = loss.hyperbolic.centers_per_class
+    classes = sorted(set(y.tolist()))
+    f = torch.nn.functional.normalize(z_e.detach(), dim=1)
+    means = torch.stack([f[y == c].mean(0) for c in classes]).repeat_interleave(k, 0)
+    rows = [c * k + j for c in classes for j in range(k)]
+    pts = loss.hyperbolic.proxy_points()[rows]
+    cap = loss.hyphc.max_radius
+    radius = cap * min(max(float(loss.hyphc.radius.detach()), 1e-2 / cap), 1.0) / math.sqrt(0.1)
+    pts = pts / pts.norm(dim=1, keepdim=True) * radius
+    return HypHCLoss(c=0.1, tau=loss.hyphc.tau)(pts, similarity_from_features(means))
 
 
 def test_parts_sum_to_total():
@@ -51,12 +67,67 @@ def test_parts_sum_to_total():
     # each part is the weighted term it names
     torch.testing.assert_close(parts["euclidean"], 0.7 * loss.euclidean(z_e, y).detach())
     torch.testing.assert_close(parts["hyperbolic"], 1.3 * loss.hyperbolic(z_h, y).detach())
-    sims = similarity_from_features(loss.euclidean.proxies.detach())
-    expected_hc = HypHCLoss(c=0.1, tau=0.05)(loss.hyperbolic.proxy_points(), sims)
-    torch.testing.assert_close(parts["hyphc"], 0.5 * expected_hc.detach())
+    torch.testing.assert_close(parts["hyphc"], 0.5 * _hc_oracle(loss, z_e, y).detach())
     assert float(parts["hyphc"]) > 0
     with_graph = loss.forward_parts(z_e, z_h, y)
     torch.testing.assert_close(with_graph["total"], total)
+
+
+def test_proxies_target_without_sphere_is_the_euclidean_centers():
+    """hc_target="proxies", hc_sphere=False: HypHC on the hyperbolic centers as they are, with the
+    similarities of the Euclidean centers."""
+    torch.manual_seed(0)
+    loss = CHEST(C, DE, DH, centers_per_class=3, lambda_hc=0.5, hc_target="proxies", hc_sphere=False,
+                 hc_tau=0.05).double()
+    assert not hasattr(loss, "hc_means") and not loss.hyphc.sphere
+    z_e, z_h, y = _batch(dtype=torch.float64)
+    loss(z_e, z_h, y)
+    sims = similarity_from_features(loss.euclidean.proxies.detach())
+    expected_hc = HypHCLoss(c=0.1, tau=0.05)(loss.hyperbolic.proxy_points(), sims)
+    torch.testing.assert_close(loss.parts["hyphc"], 0.5 * expected_hc.detach())
+
+
+def test_class_means_are_a_running_mean_of_unit_z_e():
+    torch.manual_seed(0)
+    loss = CHEST(C, DE, DH, centers_per_class=2, hc_momentum=0.75).double()
+    assert loss.hc_means.shape == (C, DE) and not bool(loss.hc_seen.any())
+    z1, h1, _ = _batch(dtype=torch.float64)
+    y1 = torch.tensor([0, 0, 1, 1, 1, 2, 2, 2, 2, 0])  # class 3 and 4 absent
+    loss(z1, h1, y1)
+    f1 = torch.nn.functional.normalize(z1.detach(), dim=1)
+    want = torch.zeros(C, DE, dtype=torch.float64)
+    for c in range(3):
+        want[c] = f1[y1 == c].mean(0)
+    torch.testing.assert_close(loss.hc_means, want)
+    assert loss.hc_seen.tolist() == [True, True, True, False, False]
+    z2, h2, _ = _batch(seed=1, dtype=torch.float64)
+    y2 = torch.tensor([3, 3, 1, 1, 1, 1, 3, 3, 3, 1])
+    loss(z2, h2, y2)
+    f2 = torch.nn.functional.normalize(z2.detach(), dim=1)
+    want[1] = 0.75 * want[1] + 0.25 * f2[y2 == 1].mean(0)
+    want[3] = f2[y2 == 3].mean(0)  # first sighting: the batch mean
+    torch.testing.assert_close(loss.hc_means, want)
+    # eval mode leaves the running means alone; they travel in the state dict
+    loss.eval()
+    loss(z1, h1, y1)
+    torch.testing.assert_close(loss.hc_means, want)
+    other = CHEST(C, DE, DH, centers_per_class=2).double()
+    other.load_state_dict(loss.state_dict())
+    torch.testing.assert_close(other.hc_means, want)
+    assert other.hc_seen.tolist() == [True, True, True, True, False]
+    assert float(other.hyphc.radius) == float(loss.hyphc.radius)
+
+
+def test_hyphc_term_waits_for_three_centers():
+    torch.manual_seed(0)
+    loss = CHEST(C, DE, DH, centers_per_class=1)
+    z_e, z_h, _ = _batch()
+    y = torch.tensor([0, 1] * 5)  # two classes seen: two centers, no triplet yet
+    total = loss(z_e, z_h, y)
+    assert float(loss.parts["hyphc"]) == 0.0 and math.isfinite(total.item())
+    total.backward()
+    loss(z_e, z_h, torch.tensor([0, 1, 2, 2, 1, 0, 0, 1, 2, 2]))
+    assert float(loss.parts["hyphc"]) > 0
 
 
 def test_lambda_zero_drops_hyphc_exactly(monkeypatch):
@@ -80,7 +151,7 @@ def test_gradients_reach_both_heads_proxies(proxy_param):
     loss = CHEST(C, DE, DH, centers_per_class=2, proxy_param=proxy_param)
     z_e, z_h, y = _batch()
     loss(z_e, z_h, y).backward()
-    for g in (z_e.grad, z_h.grad, loss.euclidean.proxies.grad, loss.hyperbolic.proxies.grad):
+    for g in (z_e.grad, z_h.grad, loss.euclidean.proxies.grad, loss.hyperbolic.proxies.grad, loss.hyphc.radius.grad):
         assert g is not None and bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0
     # the HypHC term alone moves the hyperbolic proxies only: its targets are detached
     loss.zero_grad()
@@ -138,3 +209,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="at least 3 proxies"):
         CHEST(2, DE, DH, centers_per_class=1)
     assert math.isfinite(CHEST(2, DE, DH, centers_per_class=1, lambda_hc=0)(z_e, z_h, y % 2).item())
+    with pytest.raises(ValueError, match="hc_target"):
+        CHEST(C, DE, DH, hc_target="means")
+    with pytest.raises(ValueError, match="hc_momentum"):
+        CHEST(C, DE, DH, hc_momentum=1.0)
+    with pytest.raises(ValueError, match="max_radius"):
+        CHEST(C, DE, DH, hc_max_radius=1.0)

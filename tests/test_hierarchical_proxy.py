@@ -205,7 +205,6 @@ def test_state_dict_round_trip():
         ({"levels": (4, 6)}, "decreasing"),
         ({"levels": (16,)}, "below num_classes"),
         ({"levels": (1,), "level_weights": (1, 1)}, ">= 2"),
-        ({"levels": ()}, "at least one"),
         ({"levels": (4, 2), "level_weights": (1.0, 0.5)}, "len\\(levels\\) \\+ 1"),
         ({"levels": (4,), "level_weights": (1.0, -0.5)}, "level_weights"),
         ({"levels": (4,), "level_weights": (1.0, float("inf"))}, "level_weights"),
@@ -217,10 +216,32 @@ def test_bad_arguments(kw, match):
         HierarchicalProxy(ProxyAnchor(16, D), **kw)
 
 
-def test_default_levels_need_more_than_8_classes():
-    with pytest.raises(ValueError, match="below num_classes=8"):
-        HierarchicalProxy(ProxyAnchor(8, D))
-    assert HierarchicalProxy(ProxyAnchor(9, D)).levels == (8,)
+@pytest.mark.parametrize("num_classes", [3, 4, 5, 8, 9, 16, 17, 100])
+@pytest.mark.parametrize("levels", [(), None])
+def test_default_levels_fit_any_number_of_classes(num_classes, levels):
+    """The default level has 2..8 groups, fewer than the classes, and the loss trains one step."""
+    torch.manual_seed(0)
+    hpl = HierarchicalProxy(ProxyAnchor(num_classes, D), levels=levels, recluster_every=None)
+    (n,) = hpl.levels
+    assert 2 <= n < num_classes and n == min(8, num_classes // 2 if num_classes >= 4 else 2)
+    x, y = torch.randn(2 * num_classes, D, requires_grad=True), torch.arange(num_classes).repeat(2)
+    loss = hpl(x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and x.grad.abs().sum() > 0
+    assert hpl.assignment_1.unique().numel() <= n
+
+
+def test_default_levels_name_the_lower_bound():
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        HierarchicalProxy(ProxyAnchor(2, D))
+
+
+def test_default_levels_from_the_command_line():
+    from hyperdml.train.losses import build_loss
+
+    cfg = {"loss": "hpl+proxy_anchor", "embedding_size": D}
+    assert build_loss(cfg, 5).levels == (2,)
+    assert build_loss(dict(cfg, loss_args={"levels": "4,2", "level_weights": "1,0.5,0.25"}), 10).levels == (4, 2)
 
 
 @pytest.mark.parametrize("base", [torch.nn.Linear(2, 2), CHEST(20, 6, 5, centers_per_class=2)], ids=["module", "chest"])

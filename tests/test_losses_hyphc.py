@@ -144,3 +144,77 @@ def test_input_validation():
         HypHCLoss(tau=0, c=1.0)
     with pytest.raises(ValueError):
         HypHCLoss(c=-1)
+
+
+# -- sphere=True: HypHC's normalize_embeddings -------------------------------------------------
+
+
+@pytest.mark.parametrize("c", [0.1, 1.0])
+def test_sphere_equals_the_plain_loss_on_points_already_on_it(c):
+    x, s = points_and_sims(9)
+    sphere = HypHCLoss(c=c, sphere=True, init_radius=0.7).double()
+    r = 0.7 / math.sqrt(c)
+    on_sphere = x / x.norm(dim=1, keepdim=True) * r
+    # (the radius parameter holds 0.7 as float32, hence 1e-9)
+    torch.testing.assert_close(sphere(on_sphere, s), HypHCLoss(c=c)(on_sphere, s), rtol=1e-9, atol=0)
+    # only the directions count: any positive rescaling of the rows gives the same loss
+    scales = torch.linspace(0.05, 0.9, 9, dtype=DT).unsqueeze(1) / math.sqrt(c)
+    torch.testing.assert_close(sphere(x / x.norm(dim=1, keepdim=True) * scales, s), sphere(on_sphere, s),
+                               rtol=1e-12, atol=0)
+    torch.testing.assert_close(sphere.place(x).norm(dim=1).detach(), torch.full((9,), r, dtype=DT), rtol=1e-7, atol=0)
+
+
+def test_sphere_gradients_reach_the_radius_and_the_directions():
+    x, s = points_and_sims(8)
+    loss = HypHCLoss(c=0.1, sphere=True).double()
+    x = x.clone().requires_grad_()
+    loss(x, s).backward()
+    assert loss.radius.grad is not None and float(loss.radius.grad.abs()) > 0
+    assert x.grad.abs().sum() > 0
+    # the gradient on the points is tangential (a change of norm does not change the loss)
+    torch.testing.assert_close((x.grad * x).sum(1), torch.zeros(8, dtype=DT), atol=1e-12, rtol=0)
+    # the radius parameter (a fraction of the cap 1 − 1e-3) against a central difference
+    rho = torch.tensor(0.4, dtype=DT, requires_grad=True)
+
+    def f(rho):
+        pts = x.detach() / x.detach().norm(dim=1, keepdim=True) * rho * (1 - 1e-3) / math.sqrt(0.1)
+        return HypHCLoss(c=0.1)(pts, s)
+
+    eps = 1e-6
+    numeric = (f(rho + eps) - f(rho - eps)) / (2 * eps)
+    loss.zero_grad()
+    with torch.no_grad():
+        loss.radius.copy_(rho)
+    loss(x.detach(), s).backward()
+    torch.testing.assert_close(loss.radius.grad, numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_sphere_radius_is_capped_inside_the_ball():
+    x, s = points_and_sims(6)
+    loss = HypHCLoss(c=0.1, sphere=True, max_radius=0.99).double()
+    assert float(loss.radius) == pytest.approx(0.5 / 0.99)  # ρ: a fraction of the cap
+    with torch.no_grad():
+        loss.radius.fill_(5.0)  # far past the cap (an optimiser step can overshoot)
+    assert float(loss.sphere_radius().detach()) == pytest.approx(0.99 / math.sqrt(0.1))
+    placed = loss.place(x)
+    assert bool((math.sqrt(0.1) * placed.norm(dim=1) < 1).all())
+    loss(x, s).backward()
+    assert float(loss.radius.grad) == 0.0  # HypHC's clamp: no gradient outside the range
+    with torch.no_grad():
+        loss.radius.fill_(-3.0)
+    assert float(loss.sphere_radius().detach()) == pytest.approx(1e-2 / math.sqrt(0.1))
+
+
+def test_sphere_state_dict_and_arguments():
+    loss = HypHCLoss(sphere=True, init_radius=0.3)
+    assert "radius" in loss.state_dict() and float(loss.radius) == pytest.approx(0.3 / (1 - 1e-3))
+    assert "radius" not in HypHCLoss().state_dict() and not HypHCLoss().sphere
+    other = HypHCLoss(sphere=True)
+    other.load_state_dict(loss.state_dict())
+    assert float(other.radius) == pytest.approx(0.3 / (1 - 1e-3))
+    with pytest.raises(RuntimeError, match="sphere=False"):
+        HypHCLoss().sphere_radius()
+    for kw in ({"max_radius": 1.0}, {"min_radius": 0.0}, {"min_radius": 0.5, "max_radius": 0.4},
+               {"init_radius": 0.9995}):
+        with pytest.raises(ValueError):
+            HypHCLoss(sphere=True, **kw)

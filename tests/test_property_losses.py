@@ -316,7 +316,9 @@ def chest_case(draw):
     de, dh, b = draw(st.integers(1, 5)), draw(st.integers(2, 5)), draw(st.integers(1, 5))
     loss = CHEST(classes, de, dh, centers_per_class=k, c=draw(st.sampled_from((0.1, 1.0))),
                  clip_r=draw(st.sampled_from((2.3, None))), lambda_hc=draw(st.sampled_from((1.0, 0.0))),
-                 proxy_param=draw(st.sampled_from(("manifold", "tangent")))).to(dtype)
+                 proxy_param=draw(st.sampled_from(("manifold", "tangent"))),
+                 hc_target=draw(st.sampled_from(("class_means", "proxies"))),
+                 hc_sphere=draw(st.booleans())).to(dtype)
     set_proxies(loss.euclidean, draw, dtype)
     set_proxies(loss.hyperbolic, draw, dtype)
     ze, le = draw(embeddings(b, de, dtype))
@@ -341,9 +343,23 @@ def test_chest_matches_oracle(case):
     ref = ref + loss.w_h * oracle_proxy_loss("soft_triple", h_st, view(b64, lh, zh0.shape[0]), ph, labels, dtype)
     if loss.lambda_hc:
         hp = proxy_points(h_st.space, ph, dtype)
-        sims = (0.5 * (1 + cosine(pe, pe))).clamp(0, 1)
-        sims.fill_diagonal_(1.0)
-        ref = ref + loss.lambda_hc * oracle_hyphc(hp, sims, loss.hyphc.c, loss.hyphc.tau)
+        k = h_st.centers_per_class
+        if loss.hc_target == "proxies":
+            feats = pe
+        else:  # a fresh loss: the running class means are this batch's means of the unit z_e rows
+            present = sorted(set(labels.tolist()))
+            seen = view(ze0.detach().double(), le, ze0.shape[0])  # the rows the loss saw (no gradient)
+            unit = seen / seen.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            feats = torch.stack([unit[labels == c].mean(0) for c in present]).repeat_interleave(k, 0)
+            hp = hp[[c * k + j for c in present for j in range(k)]]
+        if loss.hyphc.sphere:  # HypHC's sphere
+            cap = loss.hyphc.max_radius  # the parameter ρ is a fraction of the cap
+            rho = cap * min(max(float(loss.hyphc.radius.detach()), loss.hyphc.min_radius / cap), 1.0)
+            hp = hp / hp.norm(dim=1, keepdim=True).clamp_min(1e-15) * (rho / math.sqrt(loss.hyphc.c))
+        if len(hp) >= 3:
+            sims = (0.5 * (1 + cosine(feats, feats))).clamp(0, 1)
+            sims.fill_diagonal_(1.0)
+            ref = ref + loss.lambda_hc * oracle_hyphc(hp, sims, loss.hyphc.c, loss.hyphc.tau)
     compare(out.detach(), ref.detach(), dtype, "CHEST value")
     ra, rb = torch.autograd.grad(ref, (a64, b64))
     assert torch.isfinite(ga).all() and torch.isfinite(gb).all()

@@ -343,3 +343,144 @@ def test_no_pyplot_figures_and_the_reexported_dendrogram_stays_a_function():
     hierarchy_figures(loss, super_labels=sup)
     assert plt.get_fignums() == before  # Figures are not registered with pyplot (no GUI, no leak)
     assert hyperdml.viz.dendrogram is hyperdml.hierarchy.dendrogram
+
+
+# -- HypHC's sphere, leaf order, axis ranges, the disk's tree and labels -----------------------
+
+
+def test_find_proxies_places_chest_proxies_on_the_hyphc_sphere():
+    loss, _ = chest_loss()
+    with torch.no_grad():
+        loss.hyphc.radius.fill_(0.75)  # 3/4 of CHEST's default cap, 0.02 of the ball's radius
+    radius = 0.015 / C_CURV**0.5
+    hyp = find_proxies(loss)["hyperbolic"]
+    assert hyp.sphere_radius == pytest.approx(radius)
+    raw = loss.hyperbolic.proxy_points().detach().double()
+    torch.testing.assert_close(hyp.points, raw / raw.norm(dim=1, keepdim=True) * radius)
+    torch.testing.assert_close(hyp.class_points().norm(dim=1), torch.full((20,), radius, dtype=torch.float64))
+    plain = CHEST(20, 12, 8, centers_per_class=2, c=C_CURV, hc_sphere=False)
+    found = find_proxies(plain)["hyperbolic"]
+    assert found.sphere_radius is None
+    torch.testing.assert_close(found.points, plain.hyperbolic.proxy_points().detach().double())
+    an = analyze_proxies(loss, super_labels=np.repeat(np.arange(4), 5))
+    assert an["metrics"]["spaces"]["hyperbolic"]["sphere_radius"] == pytest.approx(radius)
+    assert "sphere" in an["metrics"]["spaces"]["hyperbolic"]["tree"]
+
+
+def _merges(z):
+    """The clusters a linkage builds, as a set of frozensets of leaves (independent of child order)."""
+    p = z.shape[0] + 1
+    members = [frozenset([i]) for i in range(p)]
+    for a, b in z[:, :2].astype(int):
+        members.append(members[a] | members[b])
+    return set(members[p:])
+
+
+def test_orient_tree_keeps_the_tree_and_follows_the_wanted_order():
+    from hyperdml.viz.dendrogram_plot import _drawn_order, orient_tree
+
+    loss, sup = hyperbolic_loss()
+    z = decode_tree(find_proxies(loss)["hyperbolic"].points, C_CURV)
+    wanted = np.random.default_rng(0).permutation(20)
+    oriented = orient_tree(z, wanted)
+    assert _merges(oriented) == _merges(z)
+    np.testing.assert_array_equal(oriented[:, 2:], z[:, 2:])
+    # a tree whose clusters are runs of the wanted order is drawn exactly in that order
+    order = np.lexsort((np.arange(20), sup))
+    z_sup = sch.linkage(np.repeat(sup, 1)[:, None] + 0.01 * np.arange(20)[:, None], "single")
+    np.testing.assert_array_equal(_drawn_order(orient_tree(z_sup, order)), order)
+    np.testing.assert_array_equal(_drawn_order(orient_tree(z_sup, order[::-1])), order[::-1])
+    with pytest.raises(ValueError, match="permutation"):
+        orient_tree(z, np.arange(19))
+
+
+def test_two_panels_of_the_same_tree_share_the_leaf_order():
+    from hyperdml.viz import plot_dendrograms
+
+    loss, sup = hyperbolic_loss()
+    z = decode_tree(find_proxies(loss)["hyperbolic"].points, C_CURV)
+    swapped = z.copy()
+    swapped[:, [0, 1]] = swapped[:, [1, 0]]  # the same tree, every merge's children the other way
+    names = [f"c{i}" for i in range(20)]
+    fig = plot_dendrograms([dict(z=z, leaf_names=names, groups=sup), dict(z=swapped, leaf_names=names, groups=sup)])
+    left, right = ([t.get_text() for t in ax.get_yticklabels()] for ax in fig.axes[:2])
+    assert left == right
+    # grouped by super-class from top to bottom (the y axis runs downward)
+    assert [sup[int(n[1:])] for n in left] == sorted(sup[int(n[1:])] for n in left)
+    assert fig.axes[0].get_ylim()[0] > fig.axes[0].get_ylim()[1]
+
+
+def test_dendrogram_axis_spans_the_merges():
+    loss, sup = hyperbolic_loss(radius=6.0)  # leaves deep in the ball, merges near the root
+    pts = find_proxies(loss)["hyperbolic"].points
+    z = decode_tree(pts, C_CURV)
+    depth_max = float(geometry.ball(C_CURV).dist0(pts).max())
+    fig = plot_dendrogram(z, groups=sup, depth_max=depth_max)
+    ax = fig.axes[0]
+    merges = depth_max - z[:, 2]
+    lo, hi = ax.get_xlim()
+    assert lo <= merges.min() and hi >= merges.max()
+    assert hi < depth_max  # the leaves' depth is off the axis and the label says so
+    assert f"depth {depth_max:.3g}" in ax.get_xlabel()
+    close = plot_dendrogram(decode_tree(geometry.expmap0(torch.randn(6, 3, dtype=torch.float64) * 0.2, 1.0), 1.0),
+                            kind="lca", depth_max=None)
+    assert "off the axis" not in close.axes[0].get_xlabel()
+
+
+def _texts_overlap(fig, texts):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    return [(a.get_text(), b.get_text()) for i, (a, ba) in enumerate(zip(texts, boxes))
+            for b, bb in zip(texts[i + 1:], boxes[i + 1:]) if ba.overlaps(bb)]
+
+
+def test_disk_draws_the_tree_through_its_merges_with_separate_labels_and_a_full_legend():
+    loss, sup = chest_loss()
+    with torch.no_grad():
+        loss.hyphc.radius.fill_(2.0)  # a trained sphere: at the cap, 1 − 1e-3 of the ball's radius
+    names = [f"s{s}/class{i}" for i, s in enumerate(sup)]
+    emb = geometry.expmap0(torch.randn(300, 8, dtype=torch.float64), C_CURV)
+    figs, an = hierarchy_figures(loss, class_names=names, super_labels=sup, super_class_names=list("ABCD"),
+                                 embeddings=emb, embedding_keys=np.arange(300) % 4)
+    ax = figs["poincare_disk"].axes[0]
+    # 2(C − 1) parent-child geodesics (two per merge), and C − 1 merge markers
+    from matplotlib.collections import LineCollection, PathCollection
+
+    arcs = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert sum(len(c.get_segments()) for c in arcs) == 2 * 19
+    sizes = [len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)]
+    assert 19 in sizes and 20 in sizes and 300 in sizes
+    # class names on a ring outside the proxies, none overlapping another
+    labels = [t for t in ax.texts if t.get_text() in names]
+    assert len(labels) == 20
+    assert not _texts_overlap(figs["poincare_disk"], labels)
+    # the proxies spread toward the boundary (HypHC's sphere near the ball's edge) and fill the view
+    proxies = [c for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets()) == 20][0]
+    r = np.linalg.norm(proxies.get_offsets(), axis=1)
+    assert r.max() > 0.9 and ax.get_xlim()[1] < 1.35
+    # every drawn element is in a legend
+    entries = {t.get_text() for leg in [*ax.artists, ax.get_legend()] if hasattr(leg, "get_texts")
+               for t in leg.get_texts()}
+    for want in ("class proxy", "merge of the tree (LCA point)", "root (last merge)", "test embedding",
+                 "clipping radius of the embeddings", "origin", "A", "B", "C", "D"):
+        assert want in entries, want
+    assert any(e.startswith("tree edge") for e in entries)
+
+
+def test_disk_tree_arguments_are_checked():
+    xy = np.array([[0.1, 0.2], [0.3, -0.1], [-0.2, 0.0]])
+    z = sch.linkage(xy, "single")
+    with pytest.raises(ValueError, match="go together"):
+        plot_poincare_disk(xy, [0, 0, 1], tree=z)
+    with pytest.raises(ValueError, match="linkage"):
+        plot_poincare_disk(xy, [0, 0, 1], tree=z[:1], tree_nodes=np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="inside the unit disk"):
+        plot_poincare_disk(xy, [0, 0, 1], tree=z, tree_nodes=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="proxy_text"):
+        plot_poincare_disk(xy, [0, 0, 1], proxy_text=["a"])
+    fig = plot_poincare_disk(xy, [0, 0, 1], tree=z, tree_nodes=np.zeros((2, 2)), proxy_text=list("abc"))
+    assert isinstance(fig, Figure)

@@ -19,10 +19,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=DEMO_CONFIG["epochs"], help="epochs")
     parser.add_argument("--seed", type=int, default=DEMO_CONFIG["seed"], help="seed")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
+    parser.add_argument("--images", default=None, metavar="DIR",
+                        help="also write the two figures to DIR (make docs-images: docs/images)")
 
 
 def run(args) -> int:
     from hyperdml.demo import run_demo
 
-    run_demo(args.out, epochs=args.epochs, seed=args.seed, quiet=args.quiet, overwrite=args.overwrite)
+    run_demo(args.out, epochs=args.epochs, seed=args.seed, quiet=args.quiet, overwrite=args.overwrite,
+             images=args.images)
     return 0

@@ -21,7 +21,20 @@ from hyperdml.losses.base import _HALF, ProxyLoss
 from hyperdml.losses.wrappers import ProxyLossWrapper
 from hyperdml.metrics.clustering import kmeans
 
-__all__ = ["HierarchicalProxy"]
+__all__ = ["HierarchicalProxy", "default_levels"]
+
+
+def default_levels(num_classes: int) -> tuple[int]:
+    """HPL's default hierarchy for ``num_classes`` classes: one level of ``min(8, max(2, C // 2))`` groups.
+
+    Groups of two classes or more on average, at most 8 (the default for 16 classes and more).
+    ``ValueError`` below 3 classes: a level needs at least 2 groups and fewer groups than classes.
+    """
+    c = int(num_classes)
+    if c < 3:
+        raise ValueError(f"HierarchicalProxy needs at least 3 classes for a level of groups (2 or more groups, "
+                         f"fewer than the classes), got num_classes={c}")
+    return (min(8, max(2, c // 2)),)
 
 
 class HierarchicalProxy(ProxyLossWrapper):
@@ -66,7 +79,9 @@ class HierarchicalProxy(ProxyLossWrapper):
     Args:
         base: the proxy loss to wrap (``TypeError`` otherwise).
         levels: group counts of the higher levels, strictly decreasing, first one
-            ``< num_classes``, each ``≥ 2`` (default ``(8,)``: one level of 8 groups).
+            ``< num_classes``, each ``≥ 2``. Default ``()`` (or ``None``): one level of
+            :func:`default_levels` groups, ``min(8, max(2, C // 2))`` for ``C ≥ 3`` classes (8 from
+            16 classes on; a hierarchy needs at least 3 classes).
         level_weights: ``len(levels) + 1`` weights ``≥ 0``; the first is level 0's (the classes).
         recluster_every: re-cluster every this many epochs (``None``: cluster once).
         seed: seed of the k-means (each clustering uses ``seed + 1000·n + l``, n the number of
@@ -80,16 +95,16 @@ class HierarchicalProxy(ProxyLossWrapper):
     def __init__(
         self,
         base: ProxyLoss,
-        levels=(8,),
+        levels=(),
         level_weights=(1.0, 0.5),
         recluster_every: int | None = 5,
         seed: int = 0,
     ):
         super().__init__(base)
+        if levels is None or (isinstance(levels, (list, tuple)) and not levels):
+            levels = default_levels(base.num_classes)
         levels = tuple(levels) if isinstance(levels, (list, tuple)) else (levels,)
         weights = tuple(level_weights) if isinstance(level_weights, (list, tuple)) else (level_weights,)
-        if not levels:
-            raise ValueError("levels must name at least one higher level (its number of groups)")
         for n in levels:
             if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
                 raise ValueError(f"levels must be ints >= 2 (groups per level), got {levels!r}")

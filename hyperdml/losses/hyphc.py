@@ -9,6 +9,10 @@ and b, computed by :func:`hyperdml.ops.hyphc_triplet_loss`. It pulls the pair wi
 similarity of each triplet to the deepest LCA, so that single linkage on LCA depth
 (:func:`hyperdml.hierarchy.decode_tree`) recovers a tree with low Dasgupta cost. At ``c = 1`` it is
 HazyResearch/HypHC's ``HypHC.loss``.
+
+With ``sphere=True`` the loss sees the points as HypHC's model holds its leaves
+(``normalize_embeddings``): every point moved along its ray onto one sphere, ``z/‖z‖ · r``, whose
+radius ``r`` is a parameter of the loss, learned with the rest and capped inside the ball.
 """
 
 from __future__ import annotations
@@ -70,6 +74,15 @@ class HypHCLoss(nn.Module):
         anneal_every: epochs per annealing step in :meth:`set_epoch` (HypHC's ``anneal_every``).
         min_tau: floor of the annealed temperature.
         tau_schedule: optional ``epoch → tau`` used by :meth:`set_epoch` instead of the factor.
+        sphere: place the points on one sphere of learned radius before the loss, as HypHC's
+            ``normalize_embeddings``: the loss sees ``z/‖z‖ · r`` (only the points' directions
+            count), ``r = max_radius · clamp(ρ, min_radius/max_radius, 1) / √c`` with the
+            parameter :attr:`radius` ``ρ``: the radius as a fraction of the cap, so that an
+            optimiser's steps are relative to the cap however small it is. Outside the clamp
+            range its gradient is zero, as in HypHC. Default False (the points as given).
+        init_radius, min_radius, max_radius: the sphere's initial radius and bounds, as fractions
+            of the ball's radius ``1/√c`` (defaults 0.5, 1e-2 and ``1 − 1e-3``: HypHC's minimum
+            and ``max_scale``). Ignored unless ``sphere``.
 
     Shapes:
         ``points (P, D)`` inside the ball (‖z‖ < 1/√c), float32/float64, ``P ≥ 3`` (fewer points
@@ -88,6 +101,10 @@ class HypHCLoss(nn.Module):
         anneal_every: int = 1,
         min_tau: float = 1e-3,
         tau_schedule: Callable[[int], float] | None = None,
+        sphere: bool = False,
+        init_radius: float = 0.5,
+        min_radius: float = 1e-2,
+        max_radius: float = 1 - 1e-3,
     ):
         super().__init__()
         c = check_curvature(c)
@@ -104,9 +121,36 @@ class HypHCLoss(nn.Module):
         self.seed = int(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
         self._all_triplets: dict = {}
+        self.sphere = bool(sphere)
+        if self.sphere:
+            if not 0 < min_radius <= max_radius < 1:
+                raise ValueError(f"need 0 < min_radius <= max_radius < 1 (fractions of the ball's radius), "
+                                 f"got {min_radius}, {max_radius}")
+            if not min_radius <= init_radius <= max_radius:
+                raise ValueError(f"init_radius must lie in [min_radius, max_radius] = [{min_radius}, {max_radius}], "
+                                 f"got {init_radius}")
+            self.min_radius, self.max_radius = float(min_radius), float(max_radius)
+            #: the sphere's radius as a fraction ``ρ`` of the cap ``max_radius`` (``sphere=True`` only)
+            self.radius = nn.Parameter(torch.tensor(float(init_radius) / float(max_radius)))
 
     def extra_repr(self) -> str:
-        return f"c={self.c}, tau={self.tau:g}, num_triplets={self.num_triplets}, max_all_triplets={self.max_all_triplets}"
+        text = f"c={self.c}, tau={self.tau:g}, num_triplets={self.num_triplets}, max_all_triplets={self.max_all_triplets}"
+        return text + (f", sphere=True, max_radius={self.max_radius:g}" if self.sphere else "")
+
+    # -- the sphere (HypHC's normalize_embeddings) -----------------------------------------------
+
+    def sphere_radius(self) -> torch.Tensor:
+        """The sphere's radius in the ball, ``max_radius · clamp(ρ, min_radius/max_radius, 1) / √c`` (scalar tensor)."""
+        if not self.sphere:
+            raise RuntimeError("sphere_radius: this HypHCLoss was built with sphere=False")
+        return self.radius.clamp(self.min_radius / self.max_radius, 1.0) * (self.max_radius / math.sqrt(self.c))
+
+    def place(self, points: torch.Tensor) -> torch.Tensor:
+        """The points the loss sees: ``(P, D)`` → ``z/‖z‖ · r`` with ``sphere``, else unchanged."""
+        if not self.sphere:
+            return points
+        radius = self.sphere_radius().to(points.dtype)
+        return F.normalize(points, p=2, dim=1, eps=1e-15) * radius
 
     # -- temperature ---------------------------------------------------------------------------
 
@@ -188,6 +232,7 @@ class HypHCLoss(nn.Module):
             scale = float(sims.abs().max())
             if not torch.allclose(sims, sims.t(), rtol=1e-5, atol=1e-6 * max(scale, 1.0)):
                 raise ValueError("sims must be symmetric (s_ij == s_ji)")
+        points = self.place(points)
         t = self.sample_triplets(p, points.device)
         i, j, k = t.unbind(1)
         s = torch.stack([sims[i, j], sims[i, k], sims[j, k]], dim=1)

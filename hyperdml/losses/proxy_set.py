@@ -24,6 +24,10 @@ class ProxySet:
             ``c·K … c·K+K−1`` are class c).
         num_classes: ``C``.
         per_class: ``K``.
+        sphere_radius: when the loss hands these proxies to HypHC on a sphere (CHEST's
+            ``hc_sphere``), its radius: ``points`` are then placed on it, ``p/‖p‖ · r``, the points
+            HypHC arranges and decodes, and :meth:`class_points` puts the class means back on it.
+            ``None`` otherwise.
     """
 
     name: str
@@ -31,13 +35,19 @@ class ProxySet:
     points: torch.Tensor
     num_classes: int
     per_class: int
+    sphere_radius: float | None = None
 
     @classmethod
-    def of(cls, space: Space, points: torch.Tensor, num_classes: int, per_class: int, name: str | None = None):
-        """A set from live proxy points (detached and copied to float64 CPU here)."""
+    def of(cls, space: Space, points: torch.Tensor, num_classes: int, per_class: int, name: str | None = None,
+           sphere_radius: float | None = None):
+        """A set from live proxy points (detached and copied to float64 CPU here; placed on the sphere
+        of ``sphere_radius`` when given)."""
         with torch.no_grad():
             pts = points.detach().to("cpu", torch.float64)
-        return cls(name or space.label, space, pts, int(num_classes), int(per_class))
+            if sphere_radius is not None:
+                pts = torch.nn.functional.normalize(pts, dim=1, eps=1e-15) * float(sphere_radius)
+        return cls(name or space.label, space, pts, int(num_classes), int(per_class),
+                   None if sphere_radius is None else float(sphere_radius))
 
     @property
     def labels(self) -> np.ndarray:
@@ -45,7 +55,11 @@ class ProxySet:
         return np.repeat(np.arange(self.num_classes), self.per_class)
 
     def class_points(self) -> torch.Tensor:
-        """One point per class ``(C, D)``: the space's mean of each class's ``K`` proxies."""
+        """One point per class ``(C, D)``: the space's mean of each class's ``K`` proxies (back on the
+        sphere when :attr:`sphere_radius` is set)."""
         if self.per_class == 1:
             return self.points
-        return self.space.class_mean(self.points.view(self.num_classes, self.per_class, -1))
+        means = self.space.class_mean(self.points.view(self.num_classes, self.per_class, -1))
+        if self.sphere_radius is None:
+            return means
+        return torch.nn.functional.normalize(means, dim=1, eps=1e-15) * self.sphere_radius

@@ -11,7 +11,7 @@ function returns a ``matplotlib.figure.Figure``), loaded on first use:
 - :func:`write_hierarchy_report` (checkpoint → ``dendrogram``, ``poincare_disk``,
   ``tree_metrics.json``), :func:`write_loss_report`, :func:`hierarchy_figures`,
   :func:`analyze_proxies` (:mod:`hyperdml.viz.report`);
-- :func:`plot_dendrogram`, :func:`plot_dendrograms` (:mod:`hyperdml.viz.dendrogram_plot`; the
+- :func:`plot_dendrogram`, :func:`plot_dendrograms`, :func:`orient_tree` (:mod:`hyperdml.viz.dendrogram_plot`; the
   name ``hyperdml.viz.dendrogram`` stays the re-exported function);
 - :func:`plot_poincare_disk`, :func:`geodesic_arc` (:mod:`hyperdml.viz.disk`);
 - :class:`TangentPCA`, :func:`to_disk` (:mod:`hyperdml.viz.reduce`);
@@ -36,7 +36,7 @@ from hyperdml.hierarchy import (
 _LAZY = {
     "write_hierarchy_report": "report", "write_loss_report": "report", "hierarchy_figures": "report",
     "analyze_proxies": "report",
-    "plot_dendrogram": "dendrogram_plot", "plot_dendrograms": "dendrogram_plot",
+    "plot_dendrogram": "dendrogram_plot", "plot_dendrograms": "dendrogram_plot", "orient_tree": "dendrogram_plot",
     "plot_poincare_disk": "disk", "geodesic_arc": "disk",
     "TangentPCA": "reduce", "to_disk": "reduce",
     "find_proxies": "proxies", "ProxySet": "proxies", "class_means": "proxies",

@@ -10,6 +10,14 @@ read the same way. Trees with more than ``max_leaves`` (250) leaves are truncate
 ``truncate_to`` (100) clusters (SciPy's ``truncate_mode="lastp"``); a cluster is labelled with its
 size and its majority super-class (or first class). The figure height grows with the leaf count
 (0.16 inch per leaf), so 200 class names are legible at 7 pt.
+
+Leaf order: a tree can be drawn with either child of every merge on top; :func:`orient_tree` picks
+the sides so that the leaves come as close as the tree allows to a wanted order (by default:
+grouped by super-class, then by class index). :func:`plot_dendrograms` draws its first panel in
+that order and every other panel as close as possible to the first panel's order, so the same
+class sits at the same height wherever the trees agree. Each panel's x axis spans its own merges
+(with a margin); leaves far beyond the last merge (a hyperbolic leaf's depth, a cosine of 1) are
+reached by stems that run off the axis, and the axis label says where the leaves are.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from hyperdml.hierarchy import dendrogram as _dendrogram
 from hyperdml.hierarchy import merged_label_counts
 from hyperdml.viz.style import GREY, new_figure, palette, text_color
 
-__all__ = ["plot_dendrogram", "plot_dendrograms", "dendrogram_size"]
+__all__ = ["plot_dendrogram", "plot_dendrograms", "dendrogram_size", "orient_tree"]
 
 LEAF_INCH = 0.16
 
@@ -33,6 +41,52 @@ def dendrogram_size(num_leaves: int, max_leaves: int = 250, panels: int = 1,
     """Figure size ``(width, height)`` in inches for ``panels`` side-by-side dendrograms."""
     shown = num_leaves if num_leaves <= max_leaves else min(truncate_to, max_leaves)
     return 6.5 * panels + 0.5, max(4.5, LEAF_INCH * shown + 1.6)
+
+
+def orient_tree(z, leaf_order) -> np.ndarray:
+    """The same tree with the two children of every merge swapped where that brings the drawing closer
+    to ``leaf_order``.
+
+    ``z ((P − 1), 4)`` linkage; ``leaf_order``: the ``P`` leaf ids in the wanted top-to-bottom
+    order. At every merge the child whose leaves have the smaller mean position in ``leaf_order``
+    goes first (drawn on top). The merges themselves are unchanged (same clusters and heights).
+    Returns the new linkage.
+    """
+    z = np.array(z, dtype=np.float64, copy=True)
+    p = z.shape[0] + 1
+    order = np.asarray(leaf_order, dtype=np.int64).reshape(-1)
+    if sorted(order.tolist()) != list(range(p)):
+        raise ValueError(f"leaf_order must be a permutation of the {p} leaves")
+    rank = np.empty(p)
+    rank[order] = np.arange(p)
+    total = np.concatenate([rank, np.zeros(p - 1)])
+    size = np.concatenate([np.ones(p), np.zeros(p - 1)])
+    for m, (a, b) in enumerate(z[:, :2].astype(np.int64)):
+        if total[a] / size[a] > total[b] / size[b]:
+            z[m, 0], z[m, 1] = b, a
+        total[p + m], size[p + m] = total[a] + total[b], size[a] + size[b]
+    return z
+
+
+def _drawn_order(z: np.ndarray) -> np.ndarray:
+    """Leaf ids top to bottom as :func:`plot_dendrogram` draws an oriented tree (first child on top)."""
+    p = z.shape[0] + 1
+    out, stack = [], [2 * p - 2]
+    while stack:
+        node = stack.pop()
+        if node < p:
+            out.append(node)
+        else:
+            a, b = z[node - p, :2].astype(np.int64)
+            stack += [b, a]
+    return np.asarray(out, dtype=np.int64)
+
+
+def _default_order(p: int, groups) -> np.ndarray:
+    """Leaves grouped by super-class (when given), then by index."""
+    if groups is None:
+        return np.arange(p)
+    return np.lexsort((np.arange(p), np.asarray(groups).reshape(-1)))
 
 
 def _leaf_groups(z: np.ndarray, groups: np.ndarray | None) -> np.ndarray | None:
@@ -60,6 +114,7 @@ def plot_dendrogram(
     ax=None,
     title: str | None = None,
     legend: bool = True,
+    leaf_order=None,
     dpi: int = 100,
 ):
     """Draw the tree ``z ((P − 1), 4)`` as a horizontal dendrogram; returns the Figure.
@@ -79,6 +134,8 @@ def plot_dendrogram(
             :func:`dendrogram_size`.
         title: axes title.
         legend: add a legend of the groups (when ``groups`` is given).
+        leaf_order: the ``P`` leaf ids in the wanted top-to-bottom order (see :func:`orient_tree`);
+            default: grouped by ``groups``, then by index.
 
     Returns:
         The ``matplotlib.figure.Figure``.
@@ -102,9 +159,10 @@ def plot_dendrogram(
     if kind not in ("lca", "cosine"):
         raise ValueError(f"kind must be 'lca' or 'cosine', got {kind!r}")
 
+    z = orient_tree(z, _default_order(p, groups) if leaf_order is None else leaf_order)
     node_group = _leaf_groups(z, groups)
     truncated = p > max_leaves
-    kwargs = dict(no_plot=True, labels=None, count_sort="descending")
+    kwargs = dict(no_plot=True, labels=None)  # children in the oriented order (no count_sort)
     if node_group is not None:
         kwargs["link_color_func"] = lambda k: "C%d" % node_group[k] if node_group[k] >= 0 else "grey"
     else:
@@ -136,11 +194,15 @@ def plot_dendrogram(
         seg_colors.append(colors[int(col[1:])] if (groups is not None and col.startswith("C")) else GREY)
     ax.add_collection(LineCollection(segs, colors=seg_colors, linewidths=1.0 if len(segs) < 400 else 0.6))
     n_shown = len(d["ivl"])
-    ax.set_ylim(0, 10 * n_shown)
-    all_x = np.concatenate([s[:, 0] for s in segs]) if segs else np.array([0.0, 1.0])
-    lo, hi = float(all_x.min()), float(all_x.max())
-    pad = 0.03 * (hi - lo if hi > lo else 1.0)
-    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(10 * n_shown, 0)  # SciPy's first leaf (the first child of each merge) on top
+    # the axis spans the merges; stems to leaves far beyond the last merge run off it
+    merge_x = to_x(np.asarray(d["dcoord"])[:, 1]) if segs else np.array([0.0, 1.0])
+    leaf_x = float(to_x(0.0))
+    lo, hi = float(merge_x.min()), float(merge_x.max())
+    span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
+    right = min(leaf_x, hi + 0.35 * span) if leaf_x > hi + 0.5 * span else max(leaf_x, hi)
+    ax.set_xlim(lo - 0.04 * span, right + 0.02 * span)
+    leaves_off_axis = leaf_x > right + 0.02 * span
     fs = 8 if n_shown <= 80 else 7
     ax.yaxis.tick_right()
     ax.set_yticks(5 + 10 * np.arange(n_shown))
@@ -159,6 +221,9 @@ def plot_dendrogram(
     else:
         xlabel = "merge height (negated)"
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{-v:g}"))
+    if leaves_off_axis and not (kind == "lca" and depth_max is None):
+        where = f"depth {leaf_x:.3g}" if kind == "lca" else f"cosine {leaf_x:.3g}"
+        xlabel += f"\n(axis fitted to the merges; the leaves sit at {where}, off the axis to the right)"
     if truncated:
         xlabel += f"\n(truncated: the last {n_shown} clusters of {p} leaves)"
     ax.set_xlabel(xlabel)
@@ -227,8 +292,10 @@ def plot_dendrograms(panels: list[dict], *, suptitle: str | None = None, max_lea
     """Several dendrograms side by side (e.g. hyperbolic | Euclidean): one Figure, one panel each.
 
     ``panels``: list of keyword dicts for :func:`plot_dendrogram` (``z`` included; ``ax`` and
-    ``max_leaves`` are set here). One legend of the groups (super-classes) goes below the panels.
-    Returns the Figure.
+    ``max_leaves`` are set here). The first panel's leaves are ordered as :func:`plot_dendrogram`
+    orders them, every other panel's as close to the first panel's order as its tree allows
+    (unless a panel names its own ``leaf_order``). One legend of the groups (super-classes) goes
+    below the panels. Returns the Figure.
     """
     if not panels:
         raise ValueError("plot_dendrograms needs at least one panel")
@@ -242,10 +309,18 @@ def plot_dendrograms(panels: list[dict], *, suptitle: str | None = None, max_lea
         h += 0.6
     fig = new_figure(w, h, dpi=dpi)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    order = None  # the first panel's drawn leaf order, which the others follow
     for ax, kw in zip(axes, panels):
         kw = dict(kw)
         kw["legend"] = False
-        plot_dendrogram(kw.pop("z"), ax=ax, max_leaves=max_leaves, truncate_to=truncate_to, **kw)
+        z = np.asarray(kw.pop("z"), dtype=np.float64)
+        wanted = kw.pop("leaf_order", None)
+        if wanted is None:
+            wanted = order if order is not None and len(order) == z.shape[0] + 1 else \
+                _default_order(z.shape[0] + 1, kw.get("groups"))
+        plot_dendrogram(z, ax=ax, max_leaves=max_leaves, truncate_to=truncate_to, leaf_order=wanted, **kw)
+        if order is None:
+            order = _drawn_order(orient_tree(z, wanted))
     bottom = 0.0
     if groups is not None:
         n_groups = int(np.max(groups)) + 1

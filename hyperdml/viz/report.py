@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hyperdml import geometry
 from hyperdml.errors import CheckpointError, HyperdmlError
 from hyperdml.hierarchy import dasgupta_cost_features, dasgupta_cost_labels, dendrogram_purity, tree_height
 from hyperdml.viz.proxies import ProxySet, find_proxies
@@ -112,6 +113,8 @@ def analyze_proxies(loss, *, super_labels=None, max_proxy_leaves: int = MAX_PROX
         m = metrics[name] = _space_metrics(trees[name], sup, sims, time.perf_counter() - t,
                                            f"{axes[name]['description']} of the class proxies")
         m["space"] = ps.space.config()
+        if ps.sphere_radius is not None:  # the proxies as HypHC saw them (CHEST's hc_sphere)
+            m.update(tree=m["tree"] + ", placed on HypHC's sphere", sphere_radius=ps.sphere_radius)
         m["dim"] = int(ps.points.shape[1])
         purity = None
         if ps.per_class > 1 and ps.num_classes * ps.per_class <= max_proxy_leaves:
@@ -227,6 +230,10 @@ def hierarchy_figures(
 
     rng = np.random.default_rng(seed)
     pts = an["class_points"][disk_name]
+    if hyp.sphere_radius is not None:
+        # HypHC's tree depends only on the directions of points on one sphere: draw it on the
+        # sphere at HypHC's max_scale, 1 − 1e-3 of the ball's radius, whatever the loss's radius
+        pts = torch.nn.functional.normalize(pts, dim=1) * ((1 - 1e-3) / math.sqrt(space.c))
     if C > max_disk_classes:
         shown = np.sort(rng.choice(C, max_disk_classes, replace=False))
         z_shown = space.decode_tree(pts[shown])
@@ -236,6 +243,11 @@ def hierarchy_figures(
     edges = space.tree_edges(z_shown, pts[shown])
     pca = space.disk_projection(pts[shown])
     xy = pca.transform(pts[shown])
+    # the tree's internal nodes: the LCA point of the leaf pair realising each merge (ball points only)
+    nodes_xy = None
+    if getattr(space, "c", None) is not None:
+        a, b = pts[shown][torch.as_tensor(edges[:, 0])], pts[shown][torch.as_tensor(edges[:, 1])]
+        nodes_xy = pca.transform(geometry.lca_point(a, b, space.c))
     emb_xy = emb_keys = None
     n_emb = 0
     if embeddings is not None and len(embeddings):
@@ -247,18 +259,24 @@ def hierarchy_figures(
         n_emb = len(idx)
         if embedding_keys is not None:
             emb_keys = np.asarray(embedding_keys, dtype=np.int64).reshape(-1)[idx]
+    sphere_txt = ""
+    if hyp.sphere_radius is not None:
+        sphere_txt = (f"\nproxies drawn on HypHC's sphere at 0.999 of the ball's radius (the loss's sphere: "
+                      f"{math.sqrt(space.c) * hyp.sphere_radius:.3g}; the tree depends on directions only)")
     keys = sup[shown] if sup is not None else shown
     key_names = snames if sup is not None else names if C <= 24 else None
     mh = an["metrics"]["spaces"][disk_name]
     emb_txt = f", {n_emb} test embeddings" if n_emb else ", no test embeddings"
     disk = plot_poincare_disk(
-        xy, keys, key_names=key_names, edges=edges, embeddings=emb_xy, embedding_keys=emb_keys,
+        xy, keys, key_names=key_names, tree=z_shown if nodes_xy is not None else None, tree_nodes=nodes_xy,
+        edges=edges, embeddings=emb_xy, embedding_keys=emb_keys,
         proxy_text=[names[i] for i in shown] if len(shown) <= 40 else None, clip_radius=space.clip_disk_radius(),
         legend_title="super-class" if sup is not None else "class",
         title=(f"{label}Poincaré disk ({an['axes'][disk_name]['short']}): {sample_txt}{emb_txt}\n"
                f"tangent PCA {hyp.points.shape[1]}→2 at the origin keeps {pca.explained:.0%}; "
                f"tree purity {_fmt(mh['dendrogram_purity'])}"
-               + (f" (chance {_fmt(mh['dendrogram_purity_shuffled'], '.2f')})" if mh.get("dendrogram_purity_shuffled") else "")),
+               + (f" (chance {_fmt(mh['dendrogram_purity_shuffled'], '.2f')})" if mh.get("dendrogram_purity_shuffled") else "")
+               + sphere_txt),
     )
     return {"dendrogram": dendro, "poincare_disk": disk}, an
 

@@ -208,3 +208,10 @@ def lca_point(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
     same = ee <= torch.finfo(u.dtype).eps * uu.clamp_min(1.0)
     point = torch.where(general, point, torch.where(same, u + e / 2, torch.zeros_like(u)))
     return point / s
+
+
+def geodesic_points(x: torch.Tensor, y: torch.Tensor, c: float, n: int = 48) -> torch.Tensor:
+    """``n`` points ``(n, D)`` along the geodesic from ``x (D,)`` to ``y (D,)``, evenly spaced in
+    hyperbolic arc length: ``γ(t) = x ⊕ (t ⊗ ((−x) ⊕ y))``, ``t ∈ [0, 1]`` (geoopt's ``geodesic``)."""
+    t = torch.linspace(0.0, 1.0, int(n), dtype=x.dtype, device=x.device)[:, None]
+    return ball(c).geodesic(t, x[None, :], y[None, :])

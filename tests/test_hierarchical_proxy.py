@@ -237,7 +237,7 @@ def test_default_levels_name_the_lower_bound():
 
 
 def test_default_levels_from_the_command_line():
-    from hyperdml.train.losses import build_loss
+    from hyperdml.train.loss_factory import build_loss
 
     cfg = {"loss": "hpl+proxy_anchor", "embedding_size": D}
     assert build_loss(cfg, 5).levels == (2,)

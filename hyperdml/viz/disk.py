@@ -9,10 +9,12 @@ arcs of circles orthogonal to the unit circle, or diameters through the origin
 from __future__ import annotations
 
 import numpy as np
+import torch
 from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Rectangle
 
+from hyperdml import geometry
 from hyperdml.viz.style import GREY, new_figure, palette
 
 __all__ = ["geodesic_arc", "plot_poincare_disk"]
@@ -21,26 +23,13 @@ __all__ = ["geodesic_arc", "plot_poincare_disk"]
 def geodesic_arc(p, q, n: int = 48) -> np.ndarray:
     """Points along the geodesic of the unit Poincaré disk from ``p`` to ``q``: ``(n, 2)``.
 
-    ``γ(t) = p ⊕ (t ⊗ ((−p) ⊕ q))`` with Möbius addition and scalar multiplication at c = 1,
-    ``t`` in ``[0, 1]`` (evenly spaced in hyperbolic arc length). The result lies on the circle
-    through p and q orthogonal to the unit circle (or on the diameter when p, q and the origin
-    are collinear).
+    :func:`hyperdml.geometry.geodesic_points` at c = 1 (evenly spaced in hyperbolic arc length):
+    an arc of the circle through p and q orthogonal to the unit circle, or the diameter when p, q
+    and the origin are collinear.
     """
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-
-    def mobius_add(x, y):
-        xy, xx, yy = x @ y, x @ x, y @ y
-        return ((1 + 2 * xy + yy) * x + (1 - xx) * y) / (1 + 2 * xy + xx * yy)
-
-    w = mobius_add(-p, q)
-    r = np.linalg.norm(w)
-    if r < 1e-15:
-        return np.repeat(p[None], n, axis=0)
-    t = np.linspace(0.0, 1.0, n)
-    # t ⊗ w = tanh(t·artanh‖w‖)·w/‖w‖
-    tw = np.tanh(t[:, None] * np.arctanh(min(r, 1 - 1e-15))) * (w / r)
-    return np.stack([mobius_add(p, v) for v in tw])
+    p = torch.as_tensor(np.asarray(p, dtype=np.float64))
+    q = torch.as_tensor(np.asarray(q, dtype=np.float64))
+    return geometry.geodesic_points(p, q, 1.0, n).numpy()
 
 
 def _subtree_keys(z: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -225,7 +214,6 @@ def plot_poincare_disk(
 
     many = len(proxies) > 60
     if tree is not None:
-        p = len(proxies)
         where = np.concatenate([proxies, tree_nodes])  # node id → coordinates
         node_keys = _subtree_keys(tree, keys)
         arcs, arc_colors = [], []

@@ -249,3 +249,28 @@ def test_bad_space_records_are_refused(spaces, match, one_thread):
     _, _, _, state = _trained_state()
     with pytest.raises(CheckpointError, match=match):
         build_from_checkpoint(dict(state, version=2, spaces=spaces))
+
+
+def test_chest_checkpoint_of_the_older_layout_loads_and_resumes_as_it_trained(tmp_path, one_thread):
+    """A CHEST state without ``hc_seen`` / ``hyphc.radius`` (written before the HypHC sphere and the
+    class-mean target were the defaults) is rebuilt with the settings it trained with."""
+    from hyperdml.train import Trainer
+
+    ckpt = _train_tiny(tmp_path / "run", loss="chest", loss_args={"centers_per_class": 2,
+                                                                  "hc_target": "proxies", "hc_sphere": False,
+                                                                  "hc_tau": 0.05})
+    older = dict(ckpt, config=dict(ckpt["config"], loss_args={"centers_per_class": 2}))
+    assert not {"hc_seen", "hc_means", "hyphc.radius"} & set(older["loss"])
+    model, loss = build_from_checkpoint(older)
+    assert (loss.hc_target, loss.hyphc.sphere, loss.hyphc.tau) == ("proxies", False, 0.05)
+    torch.testing.assert_close(loss.hyperbolic.proxies.data, ckpt["loss"]["hyperbolic.proxies"], rtol=0, atol=0)
+    # the current layout is not touched: a checkpoint of today's defaults builds today's CHEST
+    current = _train_tiny(tmp_path / "now", loss="chest", loss_args={"centers_per_class": 2})
+    assert build_from_checkpoint(current)[1].hc_target == "class_means"
+    # and a resumed run of the older checkpoint trains on with the older settings
+    save_checkpoint(tmp_path / "older.pt", older)
+    trainer = Trainer({"epochs": 2, "max_steps": 2, "quiet": True, "out": str(tmp_path / "resumed")},
+                      resume=str(tmp_path / "older.pt"))
+    trainer.run()
+    resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert resumed["config"]["loss_args"]["hc_target"] == "proxies" and "hc_seen" not in resumed["loss"]

@@ -198,13 +198,14 @@ def build_from_checkpoint(ckpt: dict, device="cpu"):
 
     Uses ``ckpt["config"]`` (architecture, heads, sizes, loss and its arguments), the recorded
     spaces (:func:`checkpoint_spaces`) and the number of classes of the stored class names (or of
-    the loss). The model's ``spaces`` are the checkpoint's. Raises :class:`CheckpointError` when
+    the loss). A loss state of an older layout is rebuilt with the defaults it was trained with
+    (:func:`~hyperdml.train.loss_factory.stored_loss_config`). The model's ``spaces`` are the checkpoint's. Raises :class:`CheckpointError` when
     the config does not build or a stored state does not fit the rebuilt modules (the message
     names the first keys that differ).
     """
     from hyperdml.errors import ConfigError
     from hyperdml.models import build_model
-    from hyperdml.train.loss_factory import build_loss
+    from hyperdml.train.loss_factory import build_loss, stored_loss_config
 
     cfg = ckpt.get("config") or {}
     check_sizes(ckpt)
@@ -214,7 +215,8 @@ def build_from_checkpoint(ckpt: dict, device="cpu"):
                             hyperbolic_size=cfg.get("hyperbolic_size"), spaces=spaces,
                             in_channels=int(cfg.get("in_channels", 3)))
         num_classes = int(cfg.get("num_classes") or len(ckpt.get("class_names") or []))
-        loss = build_loss(cfg, num_classes, spaces=spaces) if num_classes > 0 else None
+        loss_cfg = stored_loss_config(cfg, ckpt.get("loss"))
+        loss = build_loss(loss_cfg, num_classes, spaces=spaces) if num_classes > 0 else None
     except (KeyError, ValueError, TypeError) as exc:
         if isinstance(exc, ConfigError):
             raise CheckpointError(f"the checkpoint's config does not build a model and loss: {exc}") from None

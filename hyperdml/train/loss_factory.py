@@ -250,6 +250,34 @@ def head_spaces(config: dict) -> dict:
     return out
 
 
+#: Loss arguments that rebuild a stored loss state of an older layout, per base loss: when none of
+#: the state keys a newer default adds is stored, and the config sets none of these arguments, the
+#: loss is built with the older defaults (a CHEST written before the sphere and the class-mean
+#: target holds neither ``hc_seen`` nor ``hyphc.radius`` and trained with ``hc_tau=0.05``).
+_OLDER_LAYOUTS = {
+    "chest": (("hc_seen", "hyphc.radius"), {"hc_target": "proxies", "hc_sphere": False, "hc_tau": 0.05}),
+}
+
+
+def stored_loss_config(config: dict, loss_state) -> dict:
+    """``config`` with the ``loss_args`` that rebuild ``loss_state`` (a stored ``state_dict``).
+
+    The same ``config`` unless the state has an older layout of its loss (see ``_OLDER_LAYOUTS``):
+    then the older defaults are added to ``loss_args``, so that checkpoints written before a
+    default changed still load and resume as they trained.
+    """
+    _, base = split_name(config.get("loss", "proxy_anchor"))
+    if base not in _OLDER_LAYOUTS or not isinstance(loss_state, dict):
+        return config
+    newer_keys, older_args = _OLDER_LAYOUTS[base]
+    raw = config.get("loss_args") or {}
+    set_keys = {str(a).split("=", 1)[0].strip() for a in raw} if not isinstance(raw, dict) else set(raw)
+    if any(k in loss_state for k in newer_keys) or set_keys & set(older_args):
+        return config
+    args = dict(raw) if isinstance(raw, dict) else dict(parse_loss_args(config["loss"], list(raw)))
+    return {**config, "loss_args": {**args, **older_args}}
+
+
 def build_loss(config: dict, num_classes: int, spaces: dict | None = None) -> nn.Module:
     """The loss named ``config["loss"]`` for ``num_classes`` training classes.
 

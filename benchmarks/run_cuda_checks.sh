@@ -2,10 +2,16 @@
 # On a machine with a CUDA GPU and a CUDA-enabled torch: build the extension with its CUDA
 # kernels, run the test suite there (CUDA_TESTS narrows it), compute-sanitizer over both ops, and the CUDA
 # benchmarks (results in benchmarks/results/<gpu name>.json, tables in benchmarks/README.md).
-#   bash benchmarks/run_cuda_checks.sh [output-folder]
+#   bash benchmarks/run_cuda_checks.sh [output-folder]     (default: $OUT, else benchmarks/results)
+# Everything it measures is written into the output folder as it goes, so a run cut short still
+# leaves its logs. WHEELS=DIR installs the Python dependencies from local wheels first (no network).
 set -euo pipefail
-out=${1:-benchmarks/results}
+out=${1:-${OUT:-benchmarks/results}}
+mkdir -p "$out"
 py=${PYTHON:-python3}
+if [ -n "${WHEELS:-}" ]; then
+  "$py" -m pip install -q --no-index --find-links "$WHEELS" geoopt scipy tqdm filelock 2>&1 | tail -3 || true
+fi
 export HYPERDML_WITH_CUDA=1 PYTHONUNBUFFERED=1
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 "$py" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
@@ -42,8 +48,15 @@ fi
 # case: CUDA peak memory comes from the allocator's own counters, reset before each case, so this
 # measures the same and starts 5 CUDA contexts instead of 55 (about 6 instead of 11 minutes).
 # BENCH=0 skips them; BENCH_CDIST_ARGS / BENCH_HYPHC_ARGS add or override options.
+# The shapes of the GPU targets (benchmarks/targets.py): cdist 4096x8192x128 and 256x113180x512,
+# hyphc T = 1e6 and 1e7 (a results file holds one run per op: the second cdist shape gets its own
+# folder); then benchmarks/report.py refreshes benchmarks/README.md's tables.
 if [ "${BENCH:-1}" != 0 ]; then
-  "$py" -m hyperdml bench cdist --device cuda --out "$out" --isolate competitor ${BENCH_CDIST_ARGS:-}
+  "$py" -m hyperdml bench cdist --device cuda --out "$out" --isolate competitor --B 4096 --N 8192 --D 128 \
+    --sweep none ${BENCH_CDIST_ARGS:-} 2>&1 | tee "$out/bench_cdist.log"
+  "$py" -m hyperdml bench cdist --device cuda --out "$out/retrieval" --isolate competitor --B 256 --N 113180 \
+    --D 512 ${BENCH_CDIST_ARGS:-} 2>&1 | tee "$out/bench_cdist_retrieval.log"
   "$py" -m hyperdml bench hyphc --device cuda --out "$out" --isolate competitor \
-    --T 100000,1000000,10000000 ${BENCH_HYPHC_ARGS:-}
+    --T 1000000,10000000 ${BENCH_HYPHC_ARGS:-} 2>&1 | tee "$out/bench_hyphc.log"
+  "$py" benchmarks/report.py --results "$out" 2>&1 | tail -3 || true
 fi

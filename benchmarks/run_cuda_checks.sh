@@ -53,10 +53,10 @@ fi
 # folder); then benchmarks/report.py refreshes benchmarks/README.md's tables.
 if [ "${BENCH:-1}" != 0 ]; then
   "$py" -m hyperdml bench cdist --device cuda --out "$out" --isolate competitor --B 4096 --N 8192 --D 128 \
-    --sweep none ${BENCH_CDIST_ARGS:-} 2>&1 | tee "$out/bench_cdist.log"
+    --sweep none ${BENCH_CDIST_ARGS:-} 2>&1 | tee "$out/bench_cdist.log" || echo "bench cdist failed"
   "$py" -m hyperdml bench cdist --device cuda --out "$out/retrieval" --isolate competitor --B 256 --N 113180 \
-    --D 512 ${BENCH_CDIST_ARGS:-} 2>&1 | tee "$out/bench_cdist_retrieval.log"
+    --D 512 ${BENCH_CDIST_ARGS:-} 2>&1 | tee "$out/bench_cdist_retrieval.log" || echo "bench cdist failed"
   "$py" -m hyperdml bench hyphc --device cuda --out "$out" --isolate competitor \
-    --T 1000000,10000000 ${BENCH_HYPHC_ARGS:-} 2>&1 | tee "$out/bench_hyphc.log"
+    --T 1000000,10000000 ${BENCH_HYPHC_ARGS:-} 2>&1 | tee "$out/bench_hyphc.log" || echo "bench hyphc failed"
   "$py" benchmarks/report.py --results "$out" 2>&1 | tail -3 || true
 fi

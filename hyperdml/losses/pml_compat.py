@@ -93,7 +93,7 @@ class PMLOptions:
                     f"{loss_name}: distance={_describe(distance)} has no meaning here: the geometry is the loss's "
                     f"space= (EuclideanSpace() is PML's default {_DISTANCE_TEXT[pml_distance]}; "
                     "PoincareSpace(c) is the Poincaré ball)")
-            if space is not None and not isinstance(space, EuclideanSpace):
+            if space is not None and space != EuclideanSpace():
                 raise ValueError(f"{loss_name}: distance={_DISTANCE_TEXT[pml_distance]} contradicts space={space!r}; "
                                  "give one of them")
             space = EuclideanSpace()
@@ -113,7 +113,7 @@ class PMLOptions:
         from hyperdml.losses.base import check_number  # base imports this module
 
         space = EuclideanSpace() if space is None else space
-        if weight_init_func is not None and not isinstance(space, EuclideanSpace):
+        if weight_init_func is not None and space != EuclideanSpace():
             raise ValueError(f"{loss_name}: weight_init_func has no meaning in {space!r}: its proxies are initialised "
                              "as points of that space")
         return cls(space, name, weight_init_func, weight_regularizer,

@@ -30,14 +30,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from hyperdml.commands.eval import check_out_folder
     from hyperdml.errors import ConfigError
 
     if args.max_points < 0:
         raise ConfigError(f"--max-points must be >= 0, got {args.max_points}")
-    check_out_folder(args.out)
     from hyperdml.train.distributed import resolve_device
+    from hyperdml.train.run_folder import make_out_folder
 
+    make_out_folder(args.out)
     # a run folder means its last.pt, and a missing file is a FileNotFoundError: both in the report
     result = write_hierarchy_report(args.checkpoint, args.out, fmt=args.format, max_points=args.max_points,
                                     device=str(resolve_device(args.device)), data_root=args.data_root)

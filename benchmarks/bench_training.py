@@ -4,7 +4,7 @@ Trains Euclidean SoftTriple, hyperbolic SoftTriple, CHEST (both heads reported),
 and HPL+Proxy-Anchor with the same network (the small CNN), data (the embedded synthetic
 hierarchy: 16 training classes, 16 unseen test classes), optimiser and schedule, over 3 seeds,
 and reports Recall@1 and MAP@R on the test classes as mean ± std over the seeds. Then runs
-``hyperdml demo`` (:func:`hyperdml.demo.run_demo`, its own settings) on each demo seed and records,
+``hyperdml demo`` (:func:`hyperdml.commands.demo.run_demo`, its own settings) on each demo seed and records,
 per seed, R@1 of both heads and the trees decoded from both heads' class proxies: dendrogram
 purity against the planted super-classes and Dasgupta's cost (super-class similarity).
 
@@ -62,7 +62,7 @@ def run_one(method: str, seed: int, epochs: int, image_size: int, out: str) -> d
 
 def run_demo_seed(seed: int, out: str, threads: int, epochs: int | None = None) -> dict:
     """``hyperdml demo`` on one seed: ``{"seed", "seconds", "recall@1": {head}, "trees": {space: {purity, dasgupta}}}``."""
-    from hyperdml.demo import run_demo
+    from hyperdml.commands.demo import run_demo
 
     r = run_demo(out=out, seed=seed, quiet=True, threads=threads, epochs=epochs, overwrite=True)
     spaces = r["viz"]["metrics"]["spaces"]
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
             f"Command: `python benchmarks/bench_training.py{' --quick' if args.quick else ''}`.")
     text = markdown(rows, header, title, note) if results else ""
     if demo_runs:
-        from hyperdml.demo import DEMO_CONFIG
+        from hyperdml.commands.demo import DEMO_CONFIG
 
         cfg = DEMO_CONFIG
         demo_title = f"`hyperdml demo` on seeds {', '.join(map(str, args.demo_seeds))}, {device} ({date}, torch {torch.__version__})"

@@ -9,7 +9,7 @@ Public API:
 - ``hyperdml.ops``: the compiled hot ops ``poincare_cdist`` and ``hyphc_triplet_loss``.
 - ``hyperdml.geometry``: the Poincaré ball (over geoopt): expmap0, clipping, projection, Lorentz map.
 - ``hyperdml.hierarchy``: tree decoding, Dasgupta cost, dendrogram purity; ``hyperdml.viz``: the
-  same plus dendrogram / Poincaré-disk plots and ``write_hierarchy_report`` (``hyperdml viz``).
+  same plus dendrogram / Poincaré-disk plots and ``write_loss_report`` (what ``hyperdml viz`` writes).
 - ``hyperdml.data``: benchmark readers, the synthetic hierarchy, samplers, label noise.
 - ``hyperdml.metrics.evaluate_retrieval``: Recall@K, MAP@R, R-Precision, NMI through faiss.
 - ``hyperdml.models``, ``hyperdml.train``: backbones and heads, the trainer and checkpoints.

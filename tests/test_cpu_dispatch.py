@@ -106,7 +106,7 @@ def test_each_supported_capability_can_be_chosen(capability):
 @pytest.mark.parametrize("capability", CAPABILITIES)
 def test_op_tests_pass_under_each_capability(capability):
     """The op tests (reference comparisons, gradcheck, opcheck, property tests) under each copy
-    but the one this process runs, which the same test files check in this session."""
+    but the one this process runs, which the same test files check in this pytest run."""
     if capability not in SUPPORTED or capability not in COMPILED:
         pytest.skip(f"{capability}: not supported by this CPU or not compiled")
     if capability == hyperdml.extension_info()["cpu_capability"]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hyperdml.demo import DOC_IMAGES, write_doc_images
+from hyperdml.commands.demo import DOC_IMAGES, write_doc_images
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"

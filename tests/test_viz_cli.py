@@ -65,7 +65,7 @@ def test_viz_cli_svg_and_run_folder(chest_ckpt, tmp_path, capsys):
 
 
 def test_report_without_data_plots_proxies_only(chest_ckpt, tmp_path):
-    from hyperdml.viz import write_hierarchy_report
+    from hyperdml.commands.viz import write_hierarchy_report
 
     ckpt = torch.load(chest_ckpt, weights_only=True)
     ckpt["config"] = dict(ckpt["config"], dataset="cub", data_root=str(tmp_path / "missing"))
@@ -89,7 +89,7 @@ def test_viz_cli_missing_checkpoint(tmp_path, capsys):
 
 
 def test_report_rejects_dicts_that_are_not_checkpoints(tmp_path):
-    from hyperdml.viz import write_hierarchy_report
+    from hyperdml.commands.viz import write_hierarchy_report
 
     with pytest.raises(CheckpointError, match="not a hyperdml checkpoint"):
         write_hierarchy_report({"format": "something else"}, tmp_path)

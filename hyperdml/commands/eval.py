@@ -23,20 +23,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
 
 
-def check_out_folder(out: str) -> None:
-    """Create the folder ``out`` (ConfigError when it is a file or lies under one)."""
-    import os
-
-    from hyperdml.errors import ConfigError
-
-    if os.path.isfile(out):
-        raise ConfigError(f"--out {out} is a file, not a folder")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ConfigError(f"--out {out} cannot be a folder: a part of its path is a file") from None
-
-
 def run(args) -> int:
     import os
 
@@ -45,13 +31,14 @@ def run(args) -> int:
     from hyperdml.train.distributed import resolve_device
     from hyperdml.train.evaluate import evaluate_checkpoint, format_metrics_table
     from hyperdml.train.resume import resolve_resume_path
+    from hyperdml.train.run_folder import make_out_folder
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.workers < 0:
         raise ConfigError(f"--workers must be an integer >= 0, got {args.workers}")
     if args.out:
-        check_out_folder(args.out)
+        make_out_folder(args.out)
     path = resolve_resume_path(args.checkpoint)
     result = evaluate_checkpoint(path, dataset=args.dataset, data_root=args.data_root,
                                  device=resolve_device(args.device), batch_size=args.batch_size, workers=args.workers)

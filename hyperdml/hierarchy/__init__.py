@@ -7,7 +7,7 @@
 - :mod:`~hyperdml.hierarchy.quality`: :func:`dasgupta_cost` (and its ``O(P log P)`` forms for
   label and feature similarities), :func:`dendrogram_purity`.
 - :mod:`~hyperdml.hierarchy.dendrogram`: :func:`dendrogram` (SciPy's, for trees of any height),
-  :func:`tree_height`, :func:`leaf_members`, :func:`check_linkage`.
+  :func:`tree_height`, :func:`leaf_members`, :func:`subtree_labels`, :func:`check_linkage`.
 
 Trees are SciPy linkage matrices ``Z ((P − 1), 4)`` (see ``scipy.cluster.hierarchy.linkage``):
 row ``m`` merges clusters ``Z[m, 0]`` and ``Z[m, 1]`` (ids ``< P`` are leaves, id ``P + r`` is
@@ -16,7 +16,7 @@ every SciPy tool (``dendrogram``, ``fcluster``, ``cophenet``, ``to_tree``) works
 """
 
 from hyperdml.hierarchy.decode import cosine_tree, decode_tree, lca_depth_matrix, tree_edges
-from hyperdml.hierarchy.dendrogram import check_linkage, dendrogram, leaf_members, tree_height
+from hyperdml.hierarchy.dendrogram import check_linkage, dendrogram, leaf_members, subtree_labels, tree_height
 from hyperdml.hierarchy.quality import (
     dasgupta_cost,
     dasgupta_cost_features,
@@ -28,5 +28,5 @@ from hyperdml.hierarchy.quality import (
 __all__ = [
     "decode_tree", "cosine_tree", "lca_depth_matrix", "tree_edges", "dasgupta_cost", "dasgupta_cost_labels",
     "dasgupta_cost_features", "dendrogram_purity", "merged_label_counts", "dendrogram", "tree_height",
-    "leaf_members", "check_linkage",
+    "leaf_members", "subtree_labels", "check_linkage",
 ]

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 from scipy.cluster import hierarchy as sch
 
-__all__ = ["check_linkage", "tree_height", "leaf_members", "dendrogram"]
+__all__ = ["check_linkage", "tree_height", "leaf_members", "subtree_labels", "dendrogram"]
 
 
 def check_linkage(z) -> np.ndarray:
@@ -38,6 +38,18 @@ def leaf_members(z) -> list[np.ndarray]:
     for m, (a, b) in enumerate(z[:, :2].astype(np.int64)):
         members[p + m] = np.concatenate([members[a], members[b]])
     return members
+
+
+def subtree_labels(z, labels) -> np.ndarray:
+    """Label of every node ``(2P − 1,)`` of linkage ``z``: the common label of its leaves, or −1
+    where they differ. ``labels``: ``(P,)`` int label of each leaf."""
+    z = check_linkage(z)
+    p = z.shape[0] + 1
+    out = np.full(2 * p - 1, -1, dtype=np.int64)
+    out[:p] = labels
+    for m, (a, b) in enumerate(z[:, :2].astype(np.int64)):
+        out[p + m] = out[a] if out[a] == out[b] else -1
+    return out
 
 
 def dendrogram(z, **kwargs) -> dict:

@@ -7,6 +7,8 @@ are listed in :class:`CHEST`'s docstring.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +21,10 @@ from hyperdml.spaces import EuclideanSpace, PoincareSpace
 from hyperdml.spaces.poincare import DEFAULT_CLIP_R, DEFAULT_CURVATURE
 
 __all__ = ["CHEST", "HC_TARGETS"]
+
+#: SoftTriple's own settings, which CHEST passes to both of its SoftTriples
+SOFTTRIPLE_SETTINGS = tuple(name for name, p in inspect.signature(SoftTriple).parameters.items()
+                            if p.kind is p.POSITIONAL_OR_KEYWORD and name not in ("num_classes", "embedding_size", "space"))
 
 #: where CHEST's HypHC term takes its similarities from (see :class:`CHEST`)
 HC_TARGETS = ("class_means", "proxies")
@@ -55,7 +61,10 @@ class CHEST(nn.Module):
         num_classes: ``C``.
         euclidean_size: ``D_E``, dimension of the Euclidean head output.
         hyperbolic_size: ``D_H``, dimension of the hyperbolic head output (may differ from ``D_E``).
-        centers_per_class, la, gamma, margin, tau: SoftTriple's (defaults 10, 20, 0.1, 0.01, 0).
+        **softtriple: keyword arguments of :class:`SoftTriple` for both SoftTriples
+            (``centers_per_class``, ``la``, ``gamma``, ``margin``, ``tau``; SoftTriple's defaults),
+            e.g. ``CHEST(C, 64, 32, centers_per_class=2, la=20)``. The arguments below are
+            keyword-only.
         c: curvature of the ball (default 0.1).
         clip_r: feature-clipping radius before ``expmap0`` (default 2.3).
         lambda_hc: weight ``λ_hc`` of the HypHC term (default 1).
@@ -87,16 +96,15 @@ class CHEST(nn.Module):
             e.g. from :class:`hyperdml.models.HyperbolicHead`).
     """
 
+    #: the loss whose keyword arguments ``**softtriple`` carries (read by the loss factory)
+    FORWARDED_KWARGS = SoftTriple
+
     def __init__(
         self,
         num_classes: int,
         euclidean_size: int,
         hyperbolic_size: int,
-        centers_per_class: int = 10,
-        la: float = 20,
-        gamma: float = 0.1,
-        margin: float = 0.01,
-        tau: float = 0.0,
+        *,
         c: float = DEFAULT_CURVATURE,
         clip_r: float | None = DEFAULT_CLIP_R,
         lambda_hc: float = 1.0,
@@ -111,15 +119,19 @@ class CHEST(nn.Module):
         proxy_param: str = "manifold",
         seed: int = 0,
         inputs: str = "tangent",
+        **softtriple,
     ):
         super().__init__()
         for name, value in (("lambda_hc", lambda_hc), ("w_e", w_e), ("w_h", w_h)):
             check_number(name, value, nonnegative=True)
-        st = dict(centers_per_class=centers_per_class, la=la, gamma=gamma, margin=margin, tau=tau)
-        self.euclidean = SoftTriple(num_classes, euclidean_size, **st, space=EuclideanSpace())
+        unknown = sorted(set(softtriple) - set(SOFTTRIPLE_SETTINGS))
+        if unknown:
+            raise TypeError(f"CHEST got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+                            f"it passes SoftTriple's {', '.join(SOFTTRIPLE_SETTINGS)} to both SoftTriples")
+        self.euclidean = SoftTriple(num_classes, euclidean_size, space=EuclideanSpace(), **softtriple)
         space = PoincareSpace(c=c, clip_r=clip_r, proxy_param=proxy_param, inputs=inputs)
-        self.hyperbolic = SoftTriple(num_classes, hyperbolic_size, **st, space=space)
-        if lambda_hc > 0 and num_classes * centers_per_class < 3:
+        self.hyperbolic = SoftTriple(num_classes, hyperbolic_size, space=space, **softtriple)
+        if lambda_hc > 0 and num_classes * self.hyperbolic.centers_per_class < 3:
             raise ValueError("the HypHC term needs at least 3 proxies (num_classes * centers_per_class >= 3)")
         if hc_target not in HC_TARGETS:
             raise ValueError(f"hc_target must be one of {', '.join(map(repr, HC_TARGETS))}, got {hc_target!r}")

@@ -9,17 +9,18 @@
   ``pip install hyperdml[vit]``).
 - Pretrained weights only from a local file (:func:`load_backbone_weights`); nothing downloads.
 
-Names load on first use, so :mod:`hyperdml.models.archs` (the ``--arch`` names) imports no torch.
+Names load on first use, so :mod:`hyperdml.models.archs` (the ``--arch`` and ``--head`` names) imports no torch.
 """
 
 from hyperdml._lazy import lazy_exports
 
 _EXPORTS = {
-    "ARCHS": "archs", "CNN_ARCHS": "archs", "VIT_ARCHS": "archs",
+    "ARCHS": "archs", "CNN_ARCHS": "archs", "VIT_ARCHS": "archs", "HEADS": "archs", "HEAD_NAMES": "archs",
+    "HYPERBOLIC_HEADS": "archs",
     "ResNetBackbone": "backbones", "SmallCNN": "backbones", "build_backbone": "backbones",
     "load_backbone_weights": "backbones",
     "ViTBackbone": "vit",
-    "HEADS": "embedding", "HEAD_NAMES": "embedding", "EmbeddingModel": "embedding", "build_model": "embedding",
+    "EmbeddingModel": "embedding", "build_model": "embedding",
     "default_head_spaces": "embedding",
     "HyperbolicHead": "heads", "build_head": "heads",
     "archs": "", "backbones": "", "vit": "", "embedding": "", "heads": "",

@@ -1,9 +1,9 @@
-"""The backbone names (``--arch``), without importing torch: one definition for the CLI, the
-configuration and :func:`hyperdml.models.build_backbone`."""
+"""The backbone names (``--arch``) and the head choices (``--head``, ``--hyperbolic-head``), without
+importing torch: one definition for the CLI, the configuration and :func:`hyperdml.models.build_model`."""
 
 from __future__ import annotations
 
-__all__ = ["CNN_ARCHS", "VIT_ARCHS", "ARCHS", "is_vit"]
+__all__ = ["CNN_ARCHS", "VIT_ARCHS", "ARCHS", "HEAD_NAMES", "HEADS", "HYPERBOLIC_HEADS", "is_vit"]
 
 #: the small CNN and torchvision's ResNets
 CNN_ARCHS = ("small_cnn", "resnet18", "resnet50")
@@ -17,6 +17,14 @@ VIT_ARCHS = (
     "deit_small_distilled_patch16_224",  # DeiT-S with the distillation token (Hyp-ViT's and HIER's DeiT-S)
 )
 ARCHS = CNN_ARCHS + VIT_ARCHS
+
+#: the heads of each ``head`` choice, in the order a loss takes their outputs
+HEAD_NAMES = {"euclidean": ("euclidean",), "hyperbolic": ("hyperbolic",), "dual": ("euclidean", "hyperbolic")}
+#: the embedding head choices (``--head``; ``auto`` there: the one the loss needs)
+HEADS = tuple(HEAD_NAMES)
+#: the hyperbolic head: ``linear`` (tangent vectors, mapped by the loss's space) or ``normalized``
+#: (:class:`hyperdml.models.HyperbolicHead`, ball points)
+HYPERBOLIC_HEADS = ("linear", "normalized")
 
 
 def is_vit(arch: str) -> bool:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hyperdml.models.archs import HEAD_NAMES, HEADS
 from hyperdml.models.backbones import ARCHS, build_backbone, load_backbone_weights
 from hyperdml.models.heads import build_head
 from hyperdml.spaces import EuclideanSpace, PoincareSpace, Space
 
-__all__ = ["EmbeddingModel", "build_model", "default_head_spaces", "HEADS"]
-
-HEADS = ("euclidean", "hyperbolic", "dual")
-#: the heads of each ``head`` choice, in the order a loss takes their outputs
-HEAD_NAMES = {"euclidean": ("euclidean",), "hyperbolic": ("hyperbolic",), "dual": ("euclidean", "hyperbolic")}
+__all__ = ["EmbeddingModel", "build_model", "default_head_spaces"]
 
 
 def default_head_spaces() -> dict[str, Space]:

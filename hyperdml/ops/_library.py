@@ -30,6 +30,18 @@ def ensure_op(name: str, schema: str, fallback: Callable) -> str:
     return qualname
 
 
+def register_op_rules(op: str, backward_op: str, backward: Callable, setup_context: Callable,
+                      double_backward: Callable, backward_setup_context: Callable) -> None:
+    """Everything an op registers besides its kernels: its autograd (``backward`` calls
+    ``backward_op``, itself differentiable through ``double_backward``), float32 under autocast,
+    and ``torch.vmap`` by a loop for both ops."""
+    torch.library.register_autograd(op, backward, setup_context=setup_context)
+    torch.library.register_autograd(backward_op, double_backward, setup_context=backward_setup_context)
+    float32_under_autocast(op)
+    vmap_by_loop(op)
+    vmap_by_loop(backward_op)
+
+
 def float32_under_autocast(qualname: str) -> None:
     """Under autocast (CPU and CUDA) the op's floating inputs are cast to float32."""
     for device in ("cpu", "cuda"):

@@ -91,11 +91,7 @@ def _double_backward(ctx, grad_grad_points, grad_grad_sims):
     return (*grads, None, None)
 
 
-torch.library.register_autograd(_OP, _backward, setup_context=_setup_context)
-torch.library.register_autograd(_BACKWARD_OP, _double_backward, setup_context=_backward_setup_context)
-_library.float32_under_autocast(_OP)
-_library.vmap_by_loop(_OP)
-_library.vmap_by_loop(_BACKWARD_OP)
+_library.register_op_rules(_OP, _BACKWARD_OP, _backward, _setup_context, _double_backward, _backward_setup_context)
 
 
 class _HypHCTripletLoss(torch.autograd.Function):

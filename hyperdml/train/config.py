@@ -16,17 +16,12 @@ from typing import Any
 
 from hyperdml.data.registry import DATASETS, SMALL_DATASETS, default_batch
 from hyperdml.errors import ConfigError
-from hyperdml.models.archs import ARCHS, is_vit
+from hyperdml.models.archs import ARCHS, HEADS, HYPERBOLIC_HEADS, is_vit
 from hyperdml.train.schedule import SCHEDULES
 
 __all__ = ["DEFAULTS", "DATASETS", "SMALL_DATASETS", "ARCHS", "HEADS", "HYPERBOLIC_HEADS", "SCHEDULES", "AMP_CHOICES",
            "RUN_OPTIONS", "MAX_SEED", "resolve_config"]
 
-#: embedding heads (``auto``: the one the loss needs)
-HEADS = ("euclidean", "hyperbolic", "dual")
-#: the hyperbolic head: ``linear`` (tangent vectors, mapped by the loss's space) or ``normalized``
-#: (:class:`hyperdml.models.HyperbolicHead`, ball points)
-HYPERBOLIC_HEADS = ("linear", "normalized")
 #: autocast dtypes of the network (``fp16`` only on CUDA)
 AMP_CHOICES = ("none", "bf16", "fp16")
 #: keys a config may hold that say how to start the run rather than what to train (not stored)

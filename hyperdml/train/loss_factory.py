@@ -100,9 +100,13 @@ def _typed_default(p: inspect.Parameter):
 
 
 def _defaults(fn) -> dict[str, Any]:
+    """The settable parameters of ``fn`` with their defaults; a class that forwards its ``**kwargs``
+    to another loss names it in ``FORWARDED_KWARGS`` (CHEST: SoftTriple), whose parameters come first."""
     params = inspect.signature(fn).parameters.values()
-    return {p.name: _typed_default(p) for p in params
-            if p.name not in _FIXED and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    forwarded = getattr(fn, "FORWARDED_KWARGS", None)
+    return {**(_defaults(forwarded) if forwarded is not None else {}),
+            **{p.name: _typed_default(p) for p in params
+               if p.name not in _FIXED and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}}
 
 
 def loss_parameters(name: str) -> dict[str, dict[str, Any]]:

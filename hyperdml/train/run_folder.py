@@ -25,7 +25,7 @@ from typing import Iterator
 from hyperdml._atomic import atomic_write_json, atomic_write_text
 from hyperdml.errors import ConfigError, HyperdmlError
 
-__all__ = ["RUN_FILES", "LOCK_NAME", "RunFolder", "RunFolderError", "JsonLog", "writing"]
+__all__ = ["RUN_FILES", "LOCK_NAME", "RunFolder", "RunFolderError", "JsonLog", "make_out_folder", "writing"]
 
 RUN_FILES = ("last.pt", "log.jsonl", "metrics.json", "config.json")
 LOCK_NAME = ".hyperdml.lock"
@@ -48,7 +48,8 @@ def writing(path: str) -> Iterator[None]:
         raise RunFolderError(f"cannot write {path}: {_reason(exc)}") from exc
 
 
-def _make_folder(path: str) -> None:
+def make_out_folder(path: str) -> None:
+    """Create the folder ``path`` (an ``--out``); :class:`ConfigError` when it is a file or lies under one."""
     if os.path.isfile(path):
         raise ConfigError(f"--out {path} is a file, not a folder")
     try:
@@ -79,7 +80,7 @@ class RunFolder:
         when the folder cannot be created or written.
         """
         path = os.fspath(path)
-        _make_folder(path)
+        make_out_folder(path)
         lock = _acquire(path)
         try:
             existing = [name for name in RUN_FILES if os.path.lexists(os.path.join(path, name))]

@@ -6,11 +6,12 @@ Re-exports :mod:`hyperdml.hierarchy` (:func:`decode_tree`, :func:`cosine_tree`,
 draws one (SciPy's own ``dendrogram`` works too on trees less than ~1000 merges tall).
 
 Plots and reports (Matplotlib, headless ``Agg`` backend unless one is already chosen; every plot
-function returns a ``matplotlib.figure.Figure``), loaded on first use:
+function returns a ``matplotlib.figure.Figure``), loaded on first use; a checkpoint's report is
+``hyperdml viz`` (:func:`hyperdml.commands.viz.write_hierarchy_report`):
 
-- :func:`write_hierarchy_report` (checkpoint → ``dendrogram``, ``poincare_disk``,
-  ``tree_metrics.json``), :func:`write_loss_report`, :func:`hierarchy_figures`,
-  :func:`analyze_proxies` (:mod:`hyperdml.viz.report`);
+- :func:`write_loss_report` (loss, optional test embeddings → ``dendrogram``, ``poincare_disk``,
+  ``tree_metrics.json``), :func:`hierarchy_figures` (:mod:`hyperdml.viz.report`);
+- :func:`analyze_proxies`, :func:`report_proxy_sets` (:mod:`hyperdml.viz.analysis`);
 - :func:`plot_dendrogram`, :func:`plot_dendrograms`, :func:`orient_tree` (:mod:`hyperdml.viz.dendrogram_plot`; the
   name ``hyperdml.viz.dendrogram`` stays the re-exported function);
 - :func:`plot_poincare_disk`, :func:`geodesic_arc` (:mod:`hyperdml.viz.disk`);
@@ -34,8 +35,8 @@ from hyperdml.hierarchy import (
 )
 
 _LAZY = {
-    "write_hierarchy_report": "report", "write_loss_report": "report", "hierarchy_figures": "report",
-    "analyze_proxies": "report",
+    "write_loss_report": "report", "hierarchy_figures": "report",
+    "analyze_proxies": "analysis", "report_proxy_sets": "analysis",
     "plot_dendrogram": "dendrogram_plot", "plot_dendrograms": "dendrogram_plot", "orient_tree": "dendrogram_plot",
     "plot_poincare_disk": "disk", "geodesic_arc": "disk",
     "TangentPCA": "reduce", "to_disk": "reduce",

@@ -28,7 +28,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from hyperdml.hierarchy import dendrogram as _dendrogram
-from hyperdml.hierarchy import merged_label_counts
+from hyperdml.hierarchy import merged_label_counts, subtree_labels
 from hyperdml.viz.style import GREY, new_figure, palette, text_color
 
 __all__ = ["plot_dendrogram", "plot_dendrograms", "dendrogram_size", "orient_tree"]
@@ -87,18 +87,6 @@ def _default_order(p: int, groups) -> np.ndarray:
     if groups is None:
         return np.arange(p)
     return np.lexsort((np.arange(p), np.asarray(groups).reshape(-1)))
-
-
-def _leaf_groups(z: np.ndarray, groups: np.ndarray | None) -> np.ndarray | None:
-    """Group of every node ``(2P − 1,)``: the common group of its leaves, or −1 when mixed."""
-    if groups is None:
-        return None
-    p = z.shape[0] + 1
-    g = np.full(2 * p - 1, -1, dtype=np.int64)
-    g[:p] = groups
-    for m, (a, b) in enumerate(z[:, :2].astype(np.int64)):
-        g[p + m] = g[a] if g[a] == g[b] else -1
-    return g
 
 
 def plot_dendrogram(
@@ -160,7 +148,7 @@ def plot_dendrogram(
         raise ValueError(f"kind must be 'lca' or 'cosine', got {kind!r}")
 
     z = orient_tree(z, _default_order(p, groups) if leaf_order is None else leaf_order)
-    node_group = _leaf_groups(z, groups)
+    node_group = None if groups is None else subtree_labels(z, groups)
     truncated = p > max_leaves
     kwargs = dict(no_plot=True, labels=None)  # children in the oriented order (no count_sort)
     if node_group is not None:

@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Rectangle
 
 from hyperdml import geometry
+from hyperdml.hierarchy import subtree_labels
 from hyperdml.viz.style import GREY, new_figure, palette
 
 __all__ = ["geodesic_arc", "plot_poincare_disk"]
@@ -30,16 +31,6 @@ def geodesic_arc(p, q, n: int = 48) -> np.ndarray:
     p = torch.as_tensor(np.asarray(p, dtype=np.float64))
     q = torch.as_tensor(np.asarray(q, dtype=np.float64))
     return geometry.geodesic_points(p, q, 1.0, n).numpy()
-
-
-def _subtree_keys(z: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Key of every node ``(2P − 1,)`` of linkage ``z``: the common key of its leaves, or −1 when mixed."""
-    p = z.shape[0] + 1
-    out = np.full(2 * p - 1, -1, dtype=np.int64)
-    out[:p] = keys
-    for m, (a, b) in enumerate(z[:, :2].astype(np.int64)):
-        out[p + m] = out[a] if out[a] == out[b] else -1
-    return out
 
 
 def _spread_angles(theta: np.ndarray, half_gap, rounds: int = 5) -> np.ndarray:
@@ -215,7 +206,7 @@ def plot_poincare_disk(
     many = len(proxies) > 60
     if tree is not None:
         where = np.concatenate([proxies, tree_nodes])  # node id → coordinates
-        node_keys = _subtree_keys(tree, keys)
+        node_keys = subtree_labels(tree, keys)
         arcs, arc_colors = [], []
         for m, children in enumerate(tree[:, :2].astype(np.int64)):
             for child in children:

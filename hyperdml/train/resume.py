@@ -3,6 +3,8 @@
 - :func:`resolve_resume_path`: ``--resume`` (a file or a run folder) → the checkpoint file.
 - :func:`merge_resume_config`: the checkpoint's config with the options a resumed run may change
   (:data:`RESUME_OVERRIDES`); any other option given with a different value is refused, naming it.
+- :func:`resumed_config`: the same from a whole checkpoint (a loss state of an older layout keeps
+  the loss settings it trained with).
 - :func:`restore_training_state`: optimiser, schedule, scaler, position and RNG states of a
   checkpoint into a freshly built run.
 """
@@ -17,7 +19,7 @@ from hyperdml.errors import CheckpointError, ConfigError
 from hyperdml.train.config import RUN_OPTIONS, resolve_config
 from hyperdml.train.rng import set_rng_state
 
-__all__ = ["RESUME_OVERRIDES", "resolve_resume_path", "merge_resume_config", "restore_training_state"]
+__all__ = ["RESUME_OVERRIDES", "resolve_resume_path", "merge_resume_config", "resumed_config", "restore_training_state"]
 
 #: options that may differ from the checkpoint's when resuming (the rest must stay the same)
 RESUME_OVERRIDES = ("epochs", "max_steps", "out", "quiet", "device", "eval_every", "eval_batch_size", "workers",
@@ -70,6 +72,15 @@ def merge_resume_config(given: dict, ckpt_cfg: dict, ckpt_path: str) -> dict:
         if wanted[key] != ckpt_cfg.get(key):
             raise _refuse(key, ckpt_cfg.get(key), wanted[key])
     return merged
+
+
+def resumed_config(given: dict, ckpt: dict, ckpt_path: str) -> dict:
+    """:func:`merge_resume_config` of a loaded checkpoint ``ckpt``: its config, with the loss
+    settings of an older stored loss layout
+    (:func:`~hyperdml.train.loss_factory.stored_loss_config`)."""
+    from hyperdml.train.loss_factory import stored_loss_config
+
+    return merge_resume_config(given, stored_loss_config(ckpt["config"], ckpt.get("loss")), ckpt_path)
 
 
 def restore_training_state(ckpt: dict, *, optimizer, schedule, scaler, steps_per_epoch: int) -> tuple[int, int]:

@@ -33,8 +33,7 @@ from hyperdml.train.checkpoint import (FORMAT, VERSION, check_sizes, checkpoint_
 from hyperdml.train.config import RUN_OPTIONS, resolve_config
 from hyperdml.train.distributed import cleanup_distributed, env_world_size, setup_distributed
 from hyperdml.train.evaluate import evaluate_model
-from hyperdml.train.loss_factory import stored_loss_config
-from hyperdml.train.resume import RESUME_OVERRIDES, merge_resume_config, resolve_resume_path, restore_training_state
+from hyperdml.train.resume import RESUME_OVERRIDES, resolve_resume_path, restore_training_state, resumed_config
 from hyperdml.train.rng import deterministic, rng_state, seed_everything
 from hyperdml.train.run_folder import JsonLog, RunFolder, writing
 from hyperdml.train.setup import build_run
@@ -69,8 +68,7 @@ class Trainer:
             self.ckpt_path = resolve_resume_path(resume)
             self.ckpt = load_checkpoint(self.ckpt_path)
             check_sizes(self.ckpt)
-            stored = stored_loss_config(self.ckpt["config"], self.ckpt.get("loss"))  # older loss layouts
-            self.cfg = resolve_config(merge_resume_config(given, stored, self.ckpt_path))
+            self.cfg = resolve_config(resumed_config(given, self.ckpt, self.ckpt_path))
         else:
             self.cfg = resolve_config(given)
         self.progress = progress

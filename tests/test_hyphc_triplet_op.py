@@ -7,7 +7,11 @@ import torch
 
 from conftest import ball_points, requires_cuda
 from hyperdml.ops import hyphc_triplet_loss
-from hyperdml.ops.reference import hyp_lca_depth_reference, hyphc_triplet_loss_reference
+from hyperdml.ops.reference import (
+    hyp_lca_depth_reference,
+    hyphc_triplet_loss_backward_reference,
+    hyphc_triplet_loss_reference,
+)
 
 CURVATURES = [0.1, 1.0, 2.0]
 
@@ -82,9 +86,10 @@ def test_degenerate_triplets_are_finite(device):
 
 
 def test_lanes_are_independent(device):
-    """The CPU kernel takes triplets four at a time, one per vector lane, and the rest one by one:
-    a degenerate triplet (repeated index, the origin, two equal points) in any lane, beside
-    ordinary ones, gives what it gives alone (the scalar path), value and gradients."""
+    """The CPU kernel takes triplets W at a time (4 with AVX2, 8 with AVX512), one per vector
+    lane, and fills a last, shorter group with copies of its first triplet: a degenerate triplet
+    (repeated index, the origin, two equal points) in any lane, beside ordinary ones, gives what
+    it gives alone, value and gradients."""
     points = ball_points(6, 3, 1.0, seed=5, device=device)
     points[0] = 0.0
     points[5] = points[4]
@@ -252,3 +257,166 @@ def test_temperature_below_the_bound_is_refused():
         torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, 1.0, 1e-31)
     with pytest.raises(TypeError, match="not learnable"):
         hyphc_triplet_loss(points, triplets, sims, 1.0, torch.tensor(0.1, requires_grad=True))
+
+
+# The CPU kernel derives each pair's e-form dots a.(b-a) and |b-a|^2 from a.b and the squared
+# norms, and sums them from the exact differences instead where that cancels:
+# |b-a|^2 < (|a|^2 + |b|^2)/64 (nearly equal points) or |a|^2 |e|^2 - (a.e)^2 < |a|^2 |e|^2 / 64
+# (a, b and the origin nearly collinear). The tests below put pairs on both sides of both tests.
+SWITCH = 1.0 / 64
+
+
+def switch_pair(kind, side, d, seed=0):
+    """(a, b) in float64 with the pair's cancellation ratio at SWITCH * (1 + side * 1e-4):
+    kind "near": |b-a|^2 / (|a|^2 + |b|^2); kind "collinear": sin^2 of the angle between a and b - a."""
+    g = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(d, 2, generator=g, dtype=torch.float64))
+    u, v = basis[:, 0], basis[:, 1]  # orthonormal
+    r = SWITCH * (1 + side * 1e-4)
+    if kind == "near":  # e ⟂ a: |b|^2 = |a|^2 + |e|^2, so r = ee / (2 aa + ee)
+        a = 0.5 * u
+        return a, a + (2 * r * 0.25 / (1 - r)) ** 0.5 * v
+    a, lam = 0.3 * u, 1.6  # b = lam a + h v: sin^2 = h^2 / ((lam - 1)^2 aa + h^2)
+    return a, lam * a + (r * (lam - 1) ** 2 * 0.09 / (1 - r)) ** 0.5 * v
+
+
+def pair_problem(a, b, t, seed=0):
+    """Points (a, b, 4 others) and t triplets that hold the pair (a, b) as ij, ik and jk, in both
+    orders, at every lane position, among random ones."""
+    d = a.shape[0]
+    others = ball_points(4, d, 1.0, max_frac=0.9, seed=seed + 1)
+    points = torch.cat([a[None], b[None], others])
+    g = torch.Generator().manual_seed(seed)
+    triplets = torch.randint(0, 6, (t, 3), generator=g)
+    k = torch.randint(2, 6, (t,), generator=g)
+    zero, one = torch.zeros_like(k), torch.ones_like(k)
+    forms = [(zero, one, k), (zero, k, one), (k, zero, one), (one, zero, k), (one, k, zero), (k, one, zero)]
+    for m, form in enumerate(forms):
+        triplets[m::7] = torch.stack(form, 1)[m::7]
+    sims = torch.rand(t, 3, generator=g, dtype=torch.float64)
+    return points, triplets, sims
+
+
+def assert_matches_reference(points, triplets, sims, c=1.0, tau=0.1, seed=0):
+    """Values and gradients (weighted sum) of the op against the float64 reference, with the
+    tolerances of test_values_and_gradients_match_reference (float64) and
+    test_float32_close_to_float64 (float32, against the reference of the float32 inputs)."""
+    weights = torch.rand(triplets.shape[0], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    x, s = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
+    out = hyphc_triplet_loss(x, triplets, s, c, tau)
+    gx, gs = torch.autograd.grad((out.double() * weights).sum(), (x, s))
+    xr, sr = points.double().requires_grad_(True), sims.double().requires_grad_(True)
+    ref = hyphc_triplet_loss_reference(xr, triplets, sr, c, tau)
+    rx, rs = torch.autograd.grad((ref * weights).sum(), (xr, sr))
+    if points.dtype == torch.float64:
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(gx, rx, rtol=1e-8, atol=1e-10)
+        torch.testing.assert_close(gs, rs, rtol=1e-10, atol=1e-12)
+    else:
+        for got, want in ((out, ref), (gx, rx), (gs, rs)):
+            torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("d", [3, 64, 67])
+@pytest.mark.parametrize("side", [-1, 1])
+@pytest.mark.parametrize("kind", ["near", "collinear"])
+def test_pairs_at_the_cancellation_switch_match_reference(kind, side, d, dtype):
+    """Pairs just below (exact differences) and just above (dots from the norms) each switch."""
+    a, b = switch_pair(kind, side, d)
+    points, triplets, sims = pair_problem(a, b, t=37)
+    assert_matches_reference(points.to(dtype), triplets, sims.to(dtype))
+
+
+@pytest.mark.parametrize("gap", [1e-4, 1e-7, 1e-10, 0.0])
+def test_near_equal_points_match_reference(gap):
+    """|b - a| = gap |a|: a.b - |a|^2 would have lost every digit (relative error eps/gap^2).
+    Values to the usual tolerance. The gradients are conditioned by the difference itself: b's
+    coordinates round at eps |a|, so both sides see e = b - a only to about eps/gap relative,
+    and their sums in different orders differ by that much (4 eps/gap of the largest gradient)."""
+    a, b = switch_pair("near", 1, 16)
+    b = a + gap * 0.5 * (b - a) / (b - a).norm()
+    points, triplets, sims = pair_problem(a, b, t=37)
+    weights = torch.rand(37, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x, xr = points.clone().requires_grad_(True), points.clone().requires_grad_(True)
+    out = hyphc_triplet_loss(x, triplets, sims, 1.0, 0.1)
+    ref = hyphc_triplet_loss_reference(xr, triplets, sims, 1.0, 0.1)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    (gx,) = torch.autograd.grad((out * weights).sum(), x)
+    (rx,) = torch.autograd.grad((ref * weights).sum(), xr)
+    conditioning = 4 * torch.finfo(torch.float64).eps / gap if gap else 0.0
+    torch.testing.assert_close(gx, rx, rtol=1e-8, atol=1e-10 + conditioning * rx.abs().max().item())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("t", [1, 3, 4, 5, 7, 8, 9, 17])
+def test_triplet_counts_around_the_lane_width(t, dtype):
+    """T below, at and above the lane width (4 with AVX2, 8 with AVX512): the last group fills its
+    spare lanes with copies of its first triplet, which must not leak into any result. Three
+    points in D = 9: most triplets repeat an index."""
+    points, triplets, sims = problem(p=3, d=9, t=t, seed=t, dtype=dtype)
+    assert_matches_reference(points, triplets, sims, seed=t)
+
+
+@pytest.mark.parametrize("t", [2051, 4099])
+def test_thread_chunks_split_lane_groups(t):
+    """Two threads: the second chunk starts at no multiple of the lane width."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        points, triplets, sims = problem(p=40, d=6, t=t, seed=1)
+        assert_matches_reference(points, triplets, sims)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_backward_reads_the_incoming_gradient_with_its_stride():
+    """The backward op reads grad with its stride: an expanded (stride 0, as .mean() gives) and a
+    strided grad give what their contiguous copies give, and the reference's gradient."""
+    points, triplets, sims = problem(p=10, d=5, t=23, seed=2)
+    op = torch.ops.hyperdml.hyphc_triplet_loss_backward
+    big = torch.rand(3 * 23, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for grad in (torch.full((), 1 / 23, dtype=torch.float64).expand(23), big[::3]):
+        assert not grad.is_contiguous()
+        got = op(grad, points, triplets, sims, 1.0, 0.1)
+        want = op(grad.contiguous(), points, triplets, sims, 1.0, 0.1)
+        ref = hyphc_triplet_loss_backward_reference(grad.contiguous(), points, triplets, sims, 1.0, 0.1)
+        for g, w, r in zip(got, want, ref):
+            assert torch.equal(g, w)
+            torch.testing.assert_close(g, r, rtol=1e-8, atol=1e-10)
+    x = points.clone().requires_grad_(True)
+    (gx,) = torch.autograd.grad(hyphc_triplet_loss(x, triplets, sims, 1.0, 0.1).mean(), x)
+    xr = points.clone().requires_grad_(True)
+    (rx,) = torch.autograd.grad(hyphc_triplet_loss_reference(xr, triplets, sims, 1.0, 0.1).mean(), xr)
+    torch.testing.assert_close(gx, rx, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("t", [9, 2051])
+@pytest.mark.parametrize("where", ["first", "lane", "last"])
+@pytest.mark.parametrize(
+    "spoil, match",
+    [
+        (lambda tri, s, i: tri[i].fill_(12), "out of range"),
+        (lambda tri, s, i: tri[i, 2].fill_(-1), "out of range"),
+        (lambda tri, s, i: tri[i, 1].fill_(2**62), "out of range"),
+        (lambda tri, s, i: s[i, 1].fill_(float("nan")), "sims contains NaN or Inf"),
+        (lambda tri, s, i: s[i, 2].fill_(float("-inf")), "sims contains NaN or Inf"),
+    ],
+)
+def test_kernel_finds_a_bad_value_in_any_lane(spoil, match, where, t):
+    """The kernels check indices and sims while reading the triplets: one bad value anywhere
+    (first triplet, inside a lane group, the last, shorter group) raises the op's error, forward
+    and backward, on two threads."""
+    points, triplets, sims = problem(p=12, t=t)
+    spoil(triplets, sims, {"first": 0, "lane": t // 2 + 2, "last": t - 1}[where])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(ValueError, match=match):
+            torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, 1.0, 0.1)
+        with pytest.raises(ValueError, match=match):
+            torch.ops.hyperdml.hyphc_triplet_loss_backward(
+                torch.ones(t, dtype=torch.float64), points, triplets, sims, 1.0, 0.1
+            )
+    finally:
+        torch.set_num_threads(threads)

@@ -148,20 +148,36 @@ HYPERDML_HD V triplet_loss(const V delta[3], const V s[3], V inv_tau, V dl_ddelt
   return ssum - sp;
 }
 
-// Loss of a triplet from its dot sums and its sims, with (kGrad) dloss/ddelta, dloss/ds and the
-// depths' partials. Pairs (ij, ik, jk) have (a, e) = (zi, zj-zi), (zi, zk-zi), (zj, zk-zj).
+// Loss of a triplet from its pairs' dots and its sims, with (kGrad) dloss/ddelta, dloss/ds and
+// the depths' partials. Pairs m = (ij, ik, jk) have (a, e) = (zi, zj-zi), (zi, zk-zi),
+// (zj, zk-zj) and dots aa[m] = a.a, ae[m] = a.e, ee[m] = e.e, not yet scaled by c.
+template <bool kGrad, typename V>
+HYPERDML_HD V triplet_forward(const V aa[3], const V ae[3], const V ee[3], const V s[3], V c, V inv_sqrt_c, V inv_tau,
+                              PairGradOf<V> pg[3], V dl_ddelta[3], V dl_ds[3]) {
+  V delta[3];
+  for (int m = 0; m < 3; ++m) delta[m] = lca_depth<kGrad>(c * aa[m], c * ae[m], c * ee[m], inv_sqrt_c, &pg[m]);
+  return triplet_loss<kGrad>(delta, s, inv_tau, dl_ddelta, dl_ds);
+}
+
+// The same from the eight dot sums of triplet_dot_sums.
 template <bool kGrad, typename V>
 HYPERDML_HD V triplet_forward_from_sums(const V sums[kDotSums], const V s[3], V c, V inv_sqrt_c, V inv_tau,
                                         PairGradOf<V> pg[3], V dl_ddelta[3], V dl_ds[3]) {
   const V aa[3] = {sums[0], sums[0], sums[1]};
   const V ae[3] = {sums[2], sums[3], sums[4]};
   const V ee[3] = {sums[5], sums[6], sums[7]};
-  V delta[3];
-  for (int m = 0; m < 3; ++m) delta[m] = lca_depth<kGrad>(c * aa[m], c * ae[m], c * ee[m], inv_sqrt_c, &pg[m]);
-  return triplet_loss<kGrad>(delta, s, inv_tau, dl_ddelta, dl_ds);
+  return triplet_forward<kGrad>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
 }
 
-// Loss of a triplet from its dot sums and sims, nothing else.
+// Loss of a triplet from its pairs' dots (or its dot sums) and sims, nothing else.
+template <typename V>
+HYPERDML_HD V triplet_loss_value(const V aa[3], const V ae[3], const V ee[3], const V s[3], V c, V inv_sqrt_c,
+                                 V inv_tau) {
+  PairGradOf<V> pg[3];
+  V dl_ddelta[3], dl_ds[3];
+  return triplet_forward<false>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+}
+
 template <typename V>
 HYPERDML_HD V triplet_loss_from_sums(const V sums[kDotSums], const V s[3], V c, V inv_sqrt_c, V inv_tau) {
   PairGradOf<V> pg[3];
@@ -190,19 +206,29 @@ HYPERDML_HD void point_coefficients(const PairGradOf<V> pg[3], const V dl_ddelta
   }
 }
 
-// Backward of a triplet, times its incoming gradient g: dloss/ds and the point coefficients M
-// (above).
+// Backward of a triplet from its pairs' dots, times its incoming gradient g: dloss/ds and the
+// point coefficients M (above).
 template <typename V>
-HYPERDML_HD void triplet_backward_from_sums(const V sums[kDotSums], const V s[3], V g, V c, V inv_sqrt_c, V inv_tau,
-                                            V dl_ds[3], V M[3][3]) {
+HYPERDML_HD void triplet_backward(const V aa[3], const V ae[3], const V ee[3], const V s[3], V g, V c, V inv_sqrt_c,
+                                  V inv_tau, V dl_ds[3], V M[3][3]) {
   PairGradOf<V> pg[3];
   V dl_ddelta[3];
-  triplet_forward_from_sums<true>(sums, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+  triplet_forward<true>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
   for (int m = 0; m < 3; ++m) {
     dl_ds[m] = g * dl_ds[m];
     dl_ddelta[m] = g * dl_ddelta[m];
   }
   point_coefficients(pg, dl_ddelta, c, M);
+}
+
+// The same from the eight dot sums of triplet_dot_sums.
+template <typename V>
+HYPERDML_HD void triplet_backward_from_sums(const V sums[kDotSums], const V s[3], V g, V c, V inv_sqrt_c, V inv_tau,
+                                            V dl_ds[3], V M[3][3]) {
+  const V aa[3] = {sums[0], sums[0], sums[1]};
+  const V ae[3] = {sums[2], sums[3], sums[4]};
+  const V ee[3] = {sums[5], sums[6], sums[7]};
+  triplet_backward(aa, ae, ee, s, g, c, inv_sqrt_c, inv_tau, dl_ds, M);
 }
 
 }  // namespace

@@ -70,8 +70,9 @@ def _backward(ctx, grad):
         # fused kernel.
         grad_points, grad_sims = hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, ctx.c, ctx.tau)
     else:
+        # The kernels take the incoming gradient with its stride (the mean's is one value, expanded).
         grad_points, grad_sims = torch.ops.hyperdml.hyphc_triplet_loss_backward(
-            grad.contiguous(), points, triplets, sims, ctx.c, ctx.tau
+            grad, points, triplets, sims, ctx.c, ctx.tau
         )
     return (grad_points if need_points else None), None, (grad_sims if need_sims else None), None, None
 

@@ -1,13 +1,28 @@
 // CPU kernels of hyperdml::hyphc_triplet_loss: OpenMP (at::parallel_for) over triplets.
-// Triplets go W at a time (W = Vectorized<double>::size(): 8 with AVX512, 4 with AVX2): each
-// one's eight dot sums over its rows, then the depths, softmax and coefficients of all W in one
-// vectorised pass (one triplet per lane, Sleef maths); the last T mod W triplets take the same
-// maths on scalars. The backward accumulates point gradients in one buffer per thread, summed at
-// the end, so no (T, 3, D) gather or scatter tensor exists. Compiled once per instruction set
-// (cpu_dispatch.h).
+//
+// The points' squared norms are summed once per call (float64). A triplet then needs three dot
+// products, zi.zj, zi.zk, zj.zk, summed in float64 (a float32 product is exact in float64), from
+// which each pair (a, b) gets its e-form dots ae = a.b - |a|^2 and ee = |a|^2 + |b|^2 - 2 a.b
+// (e = b - a). Where those cancel (nearly equal points, or a pair nearly collinear with the
+// origin: kCancelRatio), the pair's ae and ee are summed again from the exact differences, as
+// triplet_dot_sums does for every pair. Triplets go W at a time (W = Vectorized<double>::size():
+// 8 with AVX512, 4 with AVX2), one per lane, through the depths, softmax and coefficients (Sleef
+// maths); a last, shorter group fills its spare lanes with copies of its first triplet. The rows
+// of the next group are prefetched while a group is computed (the rows are random: waiting for
+// them bounded both kernels).
+//
+// The backward accumulates point gradients in one float64 buffer per thread, summed at the end,
+// so no (T, 3, D) gather or scatter tensor exists; each point's coefficient on its own row is
+// summed as a scalar and applied once at the end. The incoming gradient is read with its stride.
+// Index range and finite sims are checked while the triplets are read. Compiled once per
+// instruction set (cpu_dispatch.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 
 #include "common.h"
 #include "cpu_lanes.h"
@@ -40,36 +55,154 @@ struct Lanes<Vec> {
 namespace CPU_CAPABILITY {
 namespace {
 
-constexpr int64_t kGrain = 256;
+constexpr int64_t kGrain = 1024;
 constexpr int W = hyphc::Vec::size();
 
-// The inputs of one triplet, as scalars.
+// A pair's dots come from a.b and the norms unless ee < kCancelRatio (|a|^2 + |b|^2) (the
+// difference has cancelled) or num = aa ee - ae^2 < kCancelRatio aa ee (a, b and the origin are
+// nearly collinear and num has cancelled): then from the exact differences. Outside those, the
+// dots carry at most ~150 (D + 3) float64 ulps of error relative to aa ee (docs/reliability.md).
+constexpr double kCancelRatio = 1.0 / 64;
+
+// Squared norms of the rows of a contiguous (P, D) block, in float64.
 template <typename T>
-void load_one(const T* pts, const int64_t* tri, const T* sims, int64_t t, int64_t dim,
-              double sums[hyphc::kDotSums], double s[3]) {
-  const int64_t* idx = tri + 3 * t;
-  hyphc::triplet_dot_sums(pts + idx[0] * dim, pts + idx[1] * dim, pts + idx[2] * dim, 0, dim, 1, sums);
-  for (int m = 0; m < 3; ++m) s[m] = static_cast<double>(sims[3 * t + m]);
+void row_sqnorms(const T* pts, int64_t P, int64_t D, double* out) {
+  at::parallel_for(0, P, std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const T* z = pts + p * D;
+      double acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t d = 0; d < D; ++d) acc += static_cast<double>(z[d]) * static_cast<double>(z[d]);
+      out[p] = acc;
+    }
+  });
 }
 
-// The inputs of triplets t0 .. t0 + W - 1, one per lane.
+// z0.z1, z0.z2 and z1.z2 over D coordinates, in float64, each still spread over the lanes.
+template <typename T>
+inline void cross_dots(const T* z0, const T* z1, const T* z2, int64_t D, hyphc::Vec out[3]) {
+  using hyphc::Vec;
+  Vec d01(0.0), d02(0.0), d12(0.0);
+  int64_t d = 0;
+  for (; d + W <= D; d += W) {
+    const Vec a = load_double(z0 + d), b = load_double(z1 + d), k = load_double(z2 + d);
+    d01 = at::vec::fmadd(a, b, d01);
+    d02 = at::vec::fmadd(a, k, d02);
+    d12 = at::vec::fmadd(b, k, d12);
+  }
+  if (d < D) {
+    const Vec a = load_double(z0 + d, D - d), b = load_double(z1 + d, D - d), k = load_double(z2 + d, D - d);
+    d01 = at::vec::fmadd(a, b, d01);
+    d02 = at::vec::fmadd(a, k, d02);
+    d12 = at::vec::fmadd(b, k, d12);
+  }
+  out[0] = d01, out[1] = d02, out[2] = d12;
+}
+
+// a.(b - a) and |b - a|^2 from the exact differences.
+template <typename T>
+inline void exact_pair(const T* a, const T* b, int64_t D, double* ae, double* ee) {
+  double s_ae = 0, s_ee = 0;
+#pragma omp simd reduction(+ : s_ae, s_ee)
+  for (int64_t d = 0; d < D; ++d) {
+    const double x = a[d], e = static_cast<double>(b[d]) - x;
+    s_ae += x * e;
+    s_ee += e * e;
+  }
+  *ae = s_ae, *ee = s_ee;
+}
+
+// Asks the cache for the rows of triplets t0 .. t0 + n - 1 (indices in [0, P)) ahead of their use: the
+// triplets' rows are random, and waiting for them otherwise bounds both kernels.
+template <int kWrite, typename T>
+inline void prefetch_rows(const T* base, const int64_t* tri, int64_t t0, int n, int64_t P, int64_t D) {
+  if (n <= 0) return;
+  const int64_t* idx = tri + 3 * t0;
+  const int64_t bytes = D * static_cast<int64_t>(sizeof(T));
+  for (int k = 0; k < 3 * n; ++k) {
+    if (static_cast<uint64_t>(idx[k]) >= static_cast<uint64_t>(P)) continue;
+    const char* row = reinterpret_cast<const char*>(base + idx[k] * D);
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(row + b, kWrite);
+  }
+}
+
+// The inputs of up to W triplets, one per lane: the pairs' dots (aa, ae, ee) and the sims.
 struct LaneInputs {
-  hyphc::Vec sums[hyphc::kDotSums], sims[3];
+  hyphc::Vec aa[3], ae[3], ee[3], sims[3];
 };
 
+// Reads triplets t0 .. t0 + n - 1 (0 < n <= W; lanes n.. repeat lane 0). False, reading no row,
+// if an index is out of [0, P); `finite` is cleared if a sim is NaN or infinite.
 template <typename T>
-LaneInputs load_lanes(const T* pts, const int64_t* tri, const T* sims, int64_t t0, int64_t dim) {
-  double sums[hyphc::kDotSums][W], s[3][W];
+bool load_lanes(const T* pts, const double* norms, const int64_t* tri, const T* sims, int64_t t0, int n, int64_t P,
+                int64_t D, LaneInputs* in, bool* finite) {
+  const int64_t* idx = tri + 3 * t0;
+  bool in_range = true;
+  for (int k = 0; k < 3 * n; ++k) in_range &= static_cast<uint64_t>(idx[k]) < static_cast<uint64_t>(P);
+  if (!in_range) return false;
+  constexpr int first[3] = {0, 0, 1}, second[3] = {1, 2, 2};  // pairs ij, ik, jk
+  hyphc::Vec spread[3][W];  // triplet k's dots, over the lanes
+  __at_align__ double aa[3][W], bb[3][W], s[3][W];
+  bool sims_ok = true;
   for (int k = 0; k < W; ++k) {
-    double one_sums[hyphc::kDotSums], one_s[3];
-    load_one(pts, tri, sims, t0 + k, dim, one_sums, one_s);
-    for (int m = 0; m < hyphc::kDotSums; ++m) sums[m][k] = one_sums[m];
-    for (int m = 0; m < 3; ++m) s[m][k] = one_s[m];
+    if (k >= n) {
+      for (int m = 0; m < 3; ++m) spread[m][k] = spread[m][0], aa[m][k] = aa[m][0], bb[m][k] = bb[m][0], s[m][k] = s[m][0];
+      continue;
+    }
+    const int64_t* tk = idx + 3 * k;
+    hyphc::Vec dots[3];
+    cross_dots(pts + tk[0] * D, pts + tk[1] * D, pts + tk[2] * D, D, dots);
+    for (int m = 0; m < 3; ++m) {
+      spread[m][k] = dots[m];
+      aa[m][k] = norms[tk[first[m]]];
+      bb[m][k] = norms[tk[second[m]]];
+      s[m][k] = static_cast<double>(sims[3 * (t0 + k) + m]);
+      sims_ok &= std::isfinite(s[m][k]);
+    }
   }
-  LaneInputs lanes;
-  for (int m = 0; m < hyphc::kDotSums; ++m) lanes.sums[m] = hyphc::Vec::loadu(sums[m]);
-  for (int m = 0; m < 3; ++m) lanes.sims[m] = hyphc::Vec::loadu(s[m]);
-  return lanes;
+  *finite &= sims_ok;
+  const hyphc::Vec ratio(kCancelRatio);
+  for (int m = 0; m < 3; ++m) {
+    const hyphc::Vec a = hyphc::Vec::loadu(aa[m]), b = hyphc::Vec::loadu(bb[m]), dot = lane_sums(spread[m]);
+    hyphc::Vec ae = dot - a;
+    hyphc::Vec ee = (a - dot) + (b - dot);
+    const hyphc::Vec cancelled = (ee < ratio * (a + b)) | (a * ee - ae * ae < ratio * a * ee);
+    if (any_lane(cancelled)) {
+      double lane_ae[W], lane_ee[W], lane_cancelled[W];
+      ae.store(lane_ae);
+      ee.store(lane_ee);
+      cancelled.store(lane_cancelled);
+      for (int k = 0; k < W; ++k)
+        if (lane_cancelled[k] != 0) {
+          const int64_t* tk = idx + 3 * (k < n ? k : 0);
+          exact_pair(pts + tk[first[m]] * D, pts + tk[second[m]] * D, D, &lane_ae[k], &lane_ee[k]);
+        }
+      ae = hyphc::Vec::loadu(lane_ae);
+      ee = hyphc::Vec::loadu(lane_ee);
+    }
+    in->aa[m] = a;
+    in->ae[m] = ae;
+    in->ee[m] = ee;
+    in->sims[m] = hyphc::Vec::loadu(s[m]);
+  }
+  return true;
+}
+
+// Float64 squared norms of the points (checked inside the ball).
+at::Tensor point_sqnorms(const at::Tensor& points, double c) {
+  at::Tensor norms = at::empty({points.size(0)}, points.options().dtype(at::kDouble));
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_point_sqnorms", [&] {
+    row_sqnorms(points.data_ptr<scalar_t>(), points.size(0), points.size(1), norms.data_ptr<double>());
+  });
+  check_in_ball(points, norms, c, "points");
+  return norms;
+}
+
+// Raises the error that the kernel's checks found (an index out of range or a non-finite sim).
+[[noreturn]] void raise_bad_values(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
+                                   double c) {
+  check_hyphc_values(points, triplets, sims, c);
+  TORCH_CHECK(false, "hyphc_triplet_loss: inconsistent input checks");
 }
 
 }  // namespace
@@ -78,39 +211,46 @@ at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor&
                                   const at::Tensor& sims_in, double c, double tau) {
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
-  check_hyphc_values(points, triplets, sims, c);
-  const int64_t T = triplets.size(0), D = points.size(1);
+  const at::Tensor norms = point_sqnorms(points, c);
+  const int64_t T = triplets.size(0), P = points.size(0), D = points.size(1);
   at::Tensor out = at::empty({T}, points.options());
+  std::atomic<bool> bad{false};
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_cpu", [&] {
     const scalar_t* pts = points.data_ptr<scalar_t>();
+    const double* np = norms.data_ptr<double>();
     const int64_t* tri = triplets.data_ptr<int64_t>();
     const scalar_t* sp = sims.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    const double inv_sqrt_c = 1.0 / std::sqrt(c), inv_tau = 1.0 / tau;
-    const hyphc::Vec vc(c), v_inv_sqrt_c(inv_sqrt_c), v_inv_tau(inv_tau);
+    const hyphc::Vec vc(c), v_inv_sqrt_c(1.0 / std::sqrt(c)), v_inv_tau(1.0 / tau);
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-      int64_t t = begin;
-      for (; t + W <= end; t += W) {
-        const LaneInputs in = load_lanes(pts, tri, sp, t, D);
+      bool finite = true;
+      for (int64_t t = begin; t < end; t += W) {
+        const int n = static_cast<int>(std::min<int64_t>(W, end - t));
+        const int ahead = static_cast<int>(std::clamp<int64_t>(end - t - W, 0, W));
+        prefetch_rows<0>(pts, tri, t + W, ahead, P, D);
+        LaneInputs in;
+        if (!load_lanes(pts, np, tri, sp, t, n, P, D, &in, &finite)) {
+          finite = false;
+          break;
+        }
         double loss[W];
-        hyphc::triplet_loss_from_sums(in.sums, in.sims, vc, v_inv_sqrt_c, v_inv_tau).store(loss);
-        for (int k = 0; k < W; ++k) op[t + k] = static_cast<scalar_t>(loss[k]);
+        hyphc::triplet_loss_value(in.aa, in.ae, in.ee, in.sims, vc, v_inv_sqrt_c, v_inv_tau).store(loss);
+        for (int k = 0; k < n; ++k) op[t + k] = static_cast<scalar_t>(loss[k]);
       }
-      for (; t < end; ++t) {
-        double sums[hyphc::kDotSums], s[3];
-        load_one(pts, tri, sp, t, D, sums, s);
-        op[t] = static_cast<scalar_t>(hyphc::triplet_loss_from_sums(sums, s, c, inv_sqrt_c, inv_tau));
-      }
+      if (!finite) bad.store(true, std::memory_order_relaxed);
     });
   });
+  if (bad.load()) raise_bad_values(points, triplets, sims, c);
   return out;
 }
 
 namespace {
 
-// Adds triplet t's point gradients, sum_q M[p][q] z_q for its points p, to the rows of acc.
+// Adds triplet idx's point gradients sum_q M[p][q] z_q to acc: the terms of other points to the
+// rows, its own coefficients M[p][p] to diag (applied to z_p once, at the end).
 template <typename T>
-void add_point_grads(double* acc, const T* pts, const int64_t* idx, int64_t dim, const double M[3][3]) {
+void add_point_grads(double* acc, double* diag, const T* pts, const int64_t* idx, int64_t dim, const double M[3][3]) {
+  for (int p = 0; p < 3; ++p) diag[idx[p]] += M[p][p];
   const T* z0 = pts + idx[0] * dim;
   const T* z1 = pts + idx[1] * dim;
   const T* z2 = pts + idx[2] * dim;
@@ -118,20 +258,23 @@ void add_point_grads(double* acc, const T* pts, const int64_t* idx, int64_t dim,
   double* r1 = acc + idx[1] * dim;
   double* r2 = acc + idx[2] * dim;
   if (r0 == r1 || r0 == r2 || r1 == r2) {  // a repeated index: the rows alias, add one at a time
+    const T* z[3] = {z0, z1, z2};
     for (int p = 0; p < 3; ++p) {
       double* row = acc + idx[p] * dim;
-      for (int64_t d = 0; d < dim; ++d)
-        row[d] += M[p][0] * static_cast<double>(z0[d]) + M[p][1] * static_cast<double>(z1[d]) +
-                  M[p][2] * static_cast<double>(z2[d]);
+      const T* u = z[(p + 1) % 3];
+      const T* v = z[(p + 2) % 3];
+      const double mu = M[p][(p + 1) % 3], mv = M[p][(p + 2) % 3];
+      for (int64_t d = 0; d < dim; ++d) row[d] += mu * static_cast<double>(u[d]) + mv * static_cast<double>(v[d]);
     }
     return;
   }
+  const double m01 = M[0][1], m02 = M[0][2], m10 = M[1][0], m12 = M[1][2], m20 = M[2][0], m21 = M[2][1];
 #pragma omp simd
   for (int64_t d = 0; d < dim; ++d) {
     const double a = z0[d], b = z1[d], e = z2[d];
-    r0[d] += M[0][0] * a + M[0][1] * b + M[0][2] * e;
-    r1[d] += M[1][0] * a + M[1][1] * b + M[1][2] * e;
-    r2[d] += M[2][0] * a + M[2][1] * b + M[2][2] * e;
+    r0[d] += m01 * b + m02 * e;
+    r1[d] += m10 * a + m12 * e;
+    r2[d] += m20 * a + m21 * b;
   }
 }
 
@@ -144,55 +287,66 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
   check_hyphc_grad(grad_in, points_in, triplets_in);
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
-  const at::Tensor grad = grad_in.contiguous();
-  check_hyphc_values(points, triplets, sims, c);
+  const at::Tensor norms = point_sqnorms(points, c);
   const int64_t T = triplets.size(0), P = points.size(0), D = points.size(1);
   const int threads = at::get_num_threads();
-  // Per-thread gradient buffers in double: exact accumulation whatever the storage type.
+  // Per-thread gradient buffers in float64: exact accumulation whatever the storage type.
   at::Tensor parts = at::zeros({threads, P, D}, points.options().dtype(at::kDouble));
+  at::Tensor diag_parts = at::zeros({threads, P}, points.options().dtype(at::kDouble));
   at::Tensor grad_sims = at::empty_like(sims);
+  std::atomic<bool> bad{false};
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_backward_cpu", [&] {
     const scalar_t* pts = points.data_ptr<scalar_t>();
+    const double* np = norms.data_ptr<double>();
     const int64_t* tri = triplets.data_ptr<int64_t>();
     const scalar_t* sp = sims.data_ptr<scalar_t>();
-    const scalar_t* gp = grad.data_ptr<scalar_t>();
+    // The incoming gradient is read with its stride: the mean's gradient is one value expanded.
+    const scalar_t* gp = grad_in.data_ptr<scalar_t>();
+    const int64_t g_stride = grad_in.stride(0);
     scalar_t* gsp = grad_sims.data_ptr<scalar_t>();
     double* partp = parts.data_ptr<double>();
-    const double inv_sqrt_c = 1.0 / std::sqrt(c), inv_tau = 1.0 / tau;
-    const hyphc::Vec vc(c), v_inv_sqrt_c(inv_sqrt_c), v_inv_tau(inv_tau);
+    double* diagp = diag_parts.data_ptr<double>();
+    const hyphc::Vec vc(c), v_inv_sqrt_c(1.0 / std::sqrt(c)), v_inv_tau(1.0 / tau);
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
       double* acc = partp + at::get_thread_num() * P * D;
-      int64_t t = begin;
-      for (; t + W <= end; t += W) {
-        const LaneInputs in = load_lanes(pts, tri, sp, t, D);
+      double* diag = diagp + at::get_thread_num() * P;
+      bool finite = true;
+      for (int64_t t = begin; t < end; t += W) {
+        const int n = static_cast<int>(std::min<int64_t>(W, end - t));
+        const int ahead = static_cast<int>(std::clamp<int64_t>(end - t - W, 0, W));
+        prefetch_rows<0>(pts, tri, t + W, ahead, P, D);
+        prefetch_rows<1>(acc, tri, t + W, ahead, P, D);
+        LaneInputs in;
+        if (!load_lanes(pts, np, tri, sp, t, n, P, D, &in, &finite)) {
+          finite = false;
+          break;
+        }
         double g[W];
-        for (int k = 0; k < W; ++k) g[k] = static_cast<double>(gp[t + k]);
+        for (int k = 0; k < W; ++k) g[k] = k < n ? static_cast<double>(gp[(t + k) * g_stride]) : 0.0;
         hyphc::Vec dl_ds[3], M[3][3];
-        hyphc::triplet_backward_from_sums(in.sums, in.sims, hyphc::Vec::loadu(g), vc, v_inv_sqrt_c, v_inv_tau, dl_ds, M);
+        hyphc::triplet_backward(in.aa, in.ae, in.ee, in.sims, hyphc::Vec::loadu(g), vc, v_inv_sqrt_c, v_inv_tau,
+                                dl_ds, M);
         double ds[3][W], m[3][3][W];
         for (int p = 0; p < 3; ++p) {
           dl_ds[p].store(ds[p]);
           for (int q = 0; q < 3; ++q) M[p][q].store(m[p][q]);
         }
-        for (int k = 0; k < W; ++k) {
+        for (int k = 0; k < n; ++k) {
           double Mk[3][3];
           for (int p = 0; p < 3; ++p) {
             gsp[3 * (t + k) + p] = static_cast<scalar_t>(ds[p][k]);
             for (int q = 0; q < 3; ++q) Mk[p][q] = m[p][q][k];
           }
-          add_point_grads(acc, pts, tri + 3 * (t + k), D, Mk);
+          add_point_grads(acc, diag, pts, tri + 3 * (t + k), D, Mk);
         }
       }
-      for (; t < end; ++t) {
-        double sums[hyphc::kDotSums], s[3], dl_ds[3], M[3][3];
-        load_one(pts, tri, sp, t, D, sums, s);
-        hyphc::triplet_backward_from_sums(sums, s, static_cast<double>(gp[t]), c, inv_sqrt_c, inv_tau, dl_ds, M);
-        for (int p = 0; p < 3; ++p) gsp[3 * t + p] = static_cast<scalar_t>(dl_ds[p]);
-        add_point_grads(acc, pts, tri + 3 * t, D, M);
-      }
+      if (!finite) bad.store(true, std::memory_order_relaxed);
     });
   });
-  return {parts.sum(0).to(points.scalar_type()), grad_sims};
+  if (bad.load()) raise_bad_values(points, triplets, sims, c);
+  at::Tensor grad_points = parts.sum(0);
+  grad_points.addcmul_(diag_parts.sum(0).unsqueeze(1), points.to(at::kDouble));
+  return {grad_points.to(points.scalar_type()), grad_sims};
 }
 
 }  // namespace CPU_CAPABILITY

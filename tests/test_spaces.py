@@ -275,6 +275,17 @@ def _calls(loss, batch, n, labels):
     return [w for w in caught if "clipping sphere" in str(w.message)]
 
 
+def test_collapse_monitor_reads_its_count_every_check_every_calls():
+    sp = PoincareSpace(c=0.1, clip_r=2.3)
+    monitor = CollapseMonitor()
+    monitor.calls, monitor.check_every = 45, 10  # 45 in a row are seen at the read of call 50
+    found = [monitor.update(sp, _collapsed()) for _ in range(60)]
+    assert [i + 1 for i, f in enumerate(found) if f is not None] == [50] and monitor.reported
+    f, r = found[49]
+    assert f == 1.0 and r > 0.999
+    assert CollapseMonitor().update(EuclideanSpace(), _collapsed()) is None
+
+
 def test_healthy_saturated_batches_never_warn():
     loss = ProxyAnchor(4, 8, space=PoincareSpace(c=0.1, clip_r=2.3))
     labels = torch.arange(16) % 4

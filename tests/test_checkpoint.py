@@ -230,14 +230,22 @@ def test_checkpoints_record_each_heads_space_and_are_rebuilt_from_it(tmp_path, o
     assert loss.hyperbolic.space.c == 0.3 and loss.hyphc.c == 0.3 and model.spaces["hyperbolic"].clip_r == 1.5
 
 
-def test_normalized_hyperbolic_head_checkpoint(tmp_path, one_thread):
+@pytest.mark.parametrize("option, norm", [("batch", "batch"), ("layer", "layer"), ("normalized", "layer")])
+def test_hyperbolic_head_checkpoints(option, norm, tmp_path, one_thread):
     from hyperdml.models import HyperbolicHead
     from hyperdml.spaces import PoincareSpace
 
-    ckpt = _train_tiny(tmp_path / "run", loss="hyp_proxy_anchor", hyperbolic_head="normalized")
+    ckpt = _train_tiny(tmp_path / "run", loss="hyp_proxy_anchor", hyperbolic_head=option)
+    assert ckpt["config"]["hyperbolic_head"] == norm  # the alias is stored as the head it names
     assert ckpt["spaces"] == {"hyperbolic": PoincareSpace(inputs="ball").config()}
     model, loss = build_from_checkpoint(ckpt)
-    assert isinstance(model.heads["hyperbolic"], HyperbolicHead) and loss.space.inputs == "ball"
+    head = model.heads["hyperbolic"]
+    assert isinstance(head, HyperbolicHead) and head.norm_kind == norm and loss.space.inputs == "ball"
+    for k, v in ckpt["model"].items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0)
+    if norm == "layer":  # checkpoints that name the LayerNorm head "normalized" still load
+        model, _ = build_from_checkpoint(dict(ckpt, config=dict(ckpt["config"], hyperbolic_head="normalized")))
+        assert model.heads["hyperbolic"].norm_kind == "layer"
 
 
 @pytest.mark.parametrize("spaces, match", [

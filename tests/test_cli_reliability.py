@@ -432,13 +432,13 @@ def test_cli_choices_are_the_configs():
     """One definition of each enumeration: the parser's choices are the config's."""
     from hyperdml.cli import build_parser
     from hyperdml.data.registry import DATASETS
-    from hyperdml.train.config import AMP_CHOICES, ARCHS, HEADS, HYPERBOLIC_HEADS, SCHEDULES
+    from hyperdml.train.config import AMP_CHOICES, ARCHS, HEADS, HYPERBOLIC_HEAD_ALIASES, HYPERBOLIC_HEADS, SCHEDULES
     from hyperdml.train.recipes import recipe_names
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     choices = {a.dest: tuple(a.choices) for a in train._actions if a.choices}
     assert choices == {"dataset": DATASETS, "arch": ("auto", *ARCHS), "head": ("auto", *HEADS),
-                       "hyperbolic_head": HYPERBOLIC_HEADS, "schedule": SCHEDULES, "amp": AMP_CHOICES,
+                       "hyperbolic_head": (*HYPERBOLIC_HEADS, *HYPERBOLIC_HEAD_ALIASES), "schedule": SCHEDULES, "amp": AMP_CHOICES,
                        "recipe": tuple(recipe_names())}
 
 

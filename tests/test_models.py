@@ -56,6 +56,41 @@ def test_hyperbolic_head_is_a_tangent_vector_mapped_by_the_space(one_thread):
     assert model.spaces["hyperbolic"] == PoincareSpace(c=0.5, clip_r=1.0)
 
 
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_hyperbolic_head_standalone(norm, one_thread):
+    from hyperdml.losses import ProxyAnchor
+    from hyperdml.models import HyperbolicHead
+    from hyperdml.spaces import DEFAULT_CURVATURE
+
+    torch.manual_seed(0)
+    head = HyperbolicHead(16, 4, norm=norm)
+    assert head.space == PoincareSpace(c=DEFAULT_CURVATURE, clip_r=2.3, inputs="ball")
+    assert isinstance(head.norm, torch.nn.BatchNorm1d if norm == "batch" else torch.nn.LayerNorm)
+    assert head.norm.normalized_shape == (16,) if norm == "layer" else head.norm.num_features == 4
+    features = 20 + torch.rand(8, 16)  # large, positive, one common direction
+    x = head(features)
+    assert x.shape == (8, 4) and x.dtype == torch.float32
+    shell = float(torch.tanh(torch.tensor(DEFAULT_CURVATURE**0.5 * 2.3))) / DEFAULT_CURVATURE**0.5
+    assert (x.norm(dim=1) <= shell * (1 + 1e-6)).all()
+    torch.testing.assert_close(x, head.space.expmap0(torch.nn.functional.normalize(head.tangent(features), dim=1)
+                                                    * head.tangent(features).norm(dim=1, keepdim=True).clamp_max(2.3)))
+    # the normalisation spreads the outputs over directions (a plain Linear keeps them together)
+    assert float(PoincareSpace().collapse_stats(head.tangent(features))[1]) < 0.9
+    assert float(PoincareSpace().collapse_stats(torch.nn.Linear(16, 4)(features))[1]) > 0.99
+    loss = ProxyAnchor(2, 4, space=head.space)
+    loss(x, torch.arange(8) % 2).backward()
+    assert head.linear.weight.grad is not None and torch.isfinite(head.linear.weight.grad).all()
+    head.eval()
+    assert head(features[:1]).shape == (1, 4)  # eval: running statistics, any batch size
+
+
+def test_hyperbolic_head_bad_norm():
+    from hyperdml.models import HyperbolicHead
+
+    with pytest.raises(ValueError, match=r"norm must be one of 'batch', 'layer'.*'group'"):
+        HyperbolicHead(8, 4, norm="group")
+
+
 @pytest.mark.parametrize("arch, features", [("resnet18", 512), ("resnet50", 2048)])
 def test_resnets(arch, features, one_thread):
     model = build_model(arch, embedding_size=16, head="dual", hyperbolic_size=4, in_channels=1).eval()

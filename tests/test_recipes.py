@@ -29,7 +29,7 @@ def test_recipe_holds_the_published_values(recipe, dataset):
         assert settings[key] == value, key
     assert settings["arch"] == "vit_small_patch16_224" and settings["image_size"] == 224
     assert settings["c"] == 0.1 and settings["clip_r"] == 2.3 and settings["embedding_size"] == 128
-    assert settings["hyperbolic_head"] == {"hyp-vit": "linear", "hier": "normalized"}[recipe]
+    assert settings["hyperbolic_head"] == {"hyp-vit": "linear", "hier": "layer"}[recipe]
     assert set(settings) <= set(DEFAULTS)
 
 

@@ -81,3 +81,18 @@ def test_resume_refuses_a_changed_model(tmp_path, one_thread):
         Trainer({"embedding_size": 16}, resume=str(out / "last.pt"))
     t = Trainer({"epochs": 3, "quiet": True, "loss": "proxy_anchor"}, resume=str(out / "last.pt"))
     assert t.cfg["epochs"] == 3 and t.cfg["out"] == str(out.resolve())
+
+
+def test_resume_a_checkpoint_that_names_the_layer_head_normalized(tmp_path, one_thread):
+    out = tmp_path / "run"
+    Trainer(dict(BASE, loss="hyp_proxy_anchor", hyperbolic_head="layer", out=str(out), max_steps=2)).fit()
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    ckpt["config"]["hyperbolic_head"] = "normalized"  # the name older checkpoints hold
+    torch.save(ckpt, out / "old.pt")
+    for given in ({}, {"hyperbolic_head": "layer"}, {"hyperbolic_head": "normalized"}):
+        t = Trainer({"max_steps": 3, **given}, resume=str(out / "old.pt"))
+        assert t.cfg["hyperbolic_head"] == "layer"
+    t.fit()  # the LayerNorm head is rebuilt and its state loads
+    assert t.model.heads["hyperbolic"].norm_kind == "layer" and load_checkpoint(out / "last.pt")["step"] == 3
+    with pytest.raises(ConfigError, match="hyperbolic_head is 'layer', not 'batch'"):
+        Trainer({"hyperbolic_head": "batch"}, resume=str(out / "old.pt"))

@@ -19,6 +19,7 @@ import torch
 import hyperdml
 from hyperdml.geometry import geoopt
 from hyperdml.losses import CHEST, ProxyAnchor, ProxyNCA, SoftTriple
+from hyperdml.losses.collapse import CollapseMonitor
 from hyperdml.metrics import evaluate_retrieval, knn_search
 from hyperdml.spaces import DEFAULT_CURVATURE, EuclideanSpace, PoincareSpace, Space, space_from_config
 
@@ -247,23 +248,72 @@ def test_huge_embeddings_keep_their_direction():
     torch.testing.assert_close(loss(big, labels), loss(unit, labels))
 
 
-def test_saturated_batches_warn_once():
+def _collapsed(b=16, d=8, seed=0):
+    """Head outputs far past clip_r, all pointing nearly one way (a stalled linear head)."""
+    g = torch.Generator().manual_seed(seed)
+    return 30 * torch.ones(b, d) + 0.1 * torch.randn(b, d, generator=g)
+
+
+def test_collapse_stats():
     sp = PoincareSpace(c=0.1, clip_r=2.3)
-    loss = ProxyAnchor(4, 8, space=sp)
+    healthy = torch.randn(64, 8) * 30  # on the clipping sphere, many directions
+    f, r = sp.collapse_stats(healthy).tolist()
+    assert f == 1.0 and r < 0.5
+    f, r = sp.collapse_stats(_collapsed()).tolist()
+    assert f == 1.0 and r > 0.999
+    assert sp.saturation(healthy) == 1.0 and sp.saturation(torch.randn(16, 8) * 0.3) == 0.0
+    ball = PoincareSpace(c=0.1, clip_r=2.3, inputs="ball")  # ball points keep the directions
+    torch.testing.assert_close(ball.collapse_stats(sp.to_space(_collapsed())), sp.collapse_stats(_collapsed()))
+    assert EuclideanSpace().collapse_stats(healthy) is None and EuclideanSpace().saturation(healthy) is None
+
+
+def _calls(loss, batch, n, labels):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(n):
+            loss(batch, labels)
+    return [w for w in caught if "clipping sphere" in str(w.message)]
+
+
+def test_collapse_monitor_reads_its_count_every_check_every_calls():
+    sp = PoincareSpace(c=0.1, clip_r=2.3)
+    monitor = CollapseMonitor()
+    monitor.calls, monitor.check_every = 45, 10  # 45 in a row are seen at the read of call 50
+    found = [monitor.update(sp, _collapsed()) for _ in range(60)]
+    assert [i + 1 for i, f in enumerate(found) if f is not None] == [50] and monitor.reported
+    f, r = found[49]
+    assert f == 1.0 and r > 0.999
+    assert CollapseMonitor().update(EuclideanSpace(), _collapsed()) is None
+
+
+def test_healthy_saturated_batches_never_warn():
+    loss = ProxyAnchor(4, 8, space=PoincareSpace(c=0.1, clip_r=2.3))
     labels = torch.arange(16) % 4
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        loss(torch.randn(16, 8) * 0.3, labels)  # inside the clipping radius: no warning
-    saturated = torch.randn(16, 8) * 30
-    assert sp.saturation(saturated) == 1.0 and sp.saturation(torch.randn(16, 8) * 0.3) == 0.0
-    with pytest.warns(UserWarning, match="clipping sphere"):
-        loss(saturated, labels)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        loss(saturated, labels)  # once per loss
-    ball = PoincareSpace(c=0.1, clip_r=2.3, inputs="ball")
-    assert ball.saturation(sp.to_space(saturated)) == 1.0
-    assert EuclideanSpace().saturation(saturated) is None
+    assert _calls(loss, torch.randn(16, 8) * 30, 120, labels) == []  # all on the sphere, many directions
+    assert _calls(loss, torch.randn(16, 8) * 0.3, 60, labels) == []  # inside the clipping radius
+
+
+def test_collapsed_batches_warn_once_after_the_threshold():
+    calls = CollapseMonitor.calls
+    labels = torch.arange(16) % 4
+    loss = ProxyAnchor(4, 8, space=PoincareSpace(c=0.1, clip_r=2.3))
+    assert _calls(loss, _collapsed(), calls - 1, labels) == []  # fewer calls in a row: no warning
+    assert _calls(loss, torch.randn(16, 8) * 30, 1, labels) == []  # a healthy batch restarts the count
+    assert _calls(loss, _collapsed(), calls - 1, labels) == []
+    (w,) = _calls(loss, _collapsed(), 2 * calls, labels)  # exactly once per loss
+    assert "HyperbolicHead" in str(w.message) and "stalled" in str(w.message)
+    fresh = ProxyAnchor(4, 8, space=PoincareSpace(c=0.1, clip_r=2.3))
+    assert len(_calls(fresh, _collapsed(), calls, labels)) == 1  # at the threshold count
+    evaluating = ProxyAnchor(4, 8, space=PoincareSpace(c=0.1, clip_r=2.3)).eval()
+    assert _calls(evaluating, _collapsed(), 2 * calls, labels) == []  # not in eval mode
+    with torch.no_grad():
+        assert _calls(ProxyAnchor(4, 8, space=PoincareSpace(c=0.1, clip_r=2.3)), _collapsed(), 2 * calls, labels) == []
+    assert _calls(ProxyAnchor(4, 8), _collapsed(), 2 * calls, labels) == []  # the cosine has no clipping sphere
     chest = CHEST(4, 8, 8, centers_per_class=2)
-    with pytest.warns(UserWarning, match="z_h"):
-        chest(torch.randn(16, 8), saturated, labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(calls):
+            chest(torch.randn(16, 8), _collapsed(), labels)
+    assert [str(w.message) for w in caught if "clipping sphere" in str(w.message) and "z_h" in str(w.message)]
+
+

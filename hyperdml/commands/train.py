@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Options not given on the command line are left out of the namespace (``SUPPRESS``), so that
     ``--resume`` can tell the options a user changed from the checkpoint's.
     """
-    from hyperdml.train.config import (AMP_CHOICES, ARCHS, DATASETS, DEFAULTS, HEADS, HYPERBOLIC_HEADS, MAX_SEED,
-                                       SCHEDULES)
+    from hyperdml.train.config import (AMP_CHOICES, ARCHS, DATASETS, DEFAULTS, HEADS, HYPERBOLIC_HEAD_ALIASES,
+                                       HYPERBOLIC_HEADS, MAX_SEED, SCHEDULES)
     from hyperdml.train.recipes import recipe_names
 
     group = parser
@@ -62,9 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--embedding-size", type=int, metavar="D", help="Euclidean head size")
     add("--hyperbolic-size", type=_none_or(int), metavar="D", help="hyperbolic head size",
         default="--embedding-size")
-    add("--hyperbolic-head", choices=HYPERBOLIC_HEADS,
-        help="hyperbolic head: linear (tangent vectors, clipped and mapped by the loss) or normalized "
-             "(LayerNorm -> Linear -> clip -> expmap0, outputs ball points)")
+    add("--hyperbolic-head", choices=(*HYPERBOLIC_HEADS, *HYPERBOLIC_HEAD_ALIASES),
+        help="hyperbolic head: linear (tangent vectors, clipped and mapped by the loss), batch "
+             "(Linear -> BatchNorm1d -> clip -> expmap0, ball points) or layer (LayerNorm -> Linear -> "
+             "clip -> expmap0, ball points; normalized is the same)")
     add("--c", type=float, help="curvature of the Poincaré ball")
     add("--clip-r", type=_none_or(float), help="feature clipping radius before expmap0 (none: off)")
     group = parser.add_argument_group("loss")

@@ -22,6 +22,7 @@ import warnings
 import torch
 from torch import nn
 
+from hyperdml.losses.collapse import CollapseMonitor
 from hyperdml.losses.inputs import check_embeddings, check_inputs, check_number
 from hyperdml.losses.pml_compat import PMLOptions, miner_weights
 from hyperdml.losses.proxy_set import ProxySet
@@ -66,14 +67,16 @@ class ProxyLoss(nn.Module):
             ``PoincareSpace``; for ``proxy_param="tangent"`` the tangent vectors, see
             :meth:`proxy_points`).
         check_values: when True (default) ``forward`` also makes the data-dependent checks
-            (NaN/Inf embeddings, label range), which synchronise with the device; set it to False
-            in a tuned training loop.
+            (NaN/Inf embeddings, label range), which synchronise with the device, and watches
+            training batches for a collapse (:attr:`collapse_monitor`); set it to False in a
+            tuned training loop.
+        collapse_monitor: a :class:`~hyperdml.losses.collapse.CollapseMonitor`; in training
+            (``loss.training`` and grad enabled) ``forward`` warns once when the batches have
+            lain on the clipping sphere, pointing one way, for ``collapse_monitor.calls`` calls
+            in a row (training has stalled).
     """
 
     proxy_temperature: float = 1.0
-    #: ``forward`` warns (once per loss) when more than this fraction of a batch is saturated
-    #: (:meth:`~hyperdml.spaces.Space.saturation`: on the clipping sphere of a hyperbolic space).
-    saturation_warning: float = 0.5
     #: PML's default distance of the loss of the same name (``"cosine"`` or ``"squared_l2"``).
     pml_distance: str = "cosine"
     #: the PML reducers the loss reproduces, its default first.
@@ -123,7 +126,7 @@ class ProxyLoss(nn.Module):
         self.check_values = True
         #: named terms of the last call, detached, for logging (empty: the loss has one term)
         self.parts: dict[str, torch.Tensor] = {}
-        self._warned_saturation = False
+        self.collapse_monitor = CollapseMonitor()
 
     def extra_repr(self) -> str:
         return (
@@ -221,27 +224,32 @@ class ProxyLoss(nn.Module):
     def check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor, name: str = "embeddings") -> torch.Tensor:
         """Validate the inputs (see :func:`check_inputs`) and, with ``check_values``, that the
         proxies are finite (a diverged optimiser step is named, not turned into a NaN loss) and
-        whether the batch is saturated (one warning per loss); returns the labels as int64."""
+        records the batch for the collapse warning (:meth:`warn_if_collapsed`); returns the labels
+        as int64."""
         labels = check_inputs(embeddings, labels, self.embedding_size, self.num_classes, self.check_values, name,
                               self.space)
         if self.check_values:
             self.check_proxies()
-            if not self._warned_saturation:
-                self.warn_if_saturated(embeddings, name)
+            self.warn_if_collapsed(embeddings, name)
         return labels
 
-    def warn_if_saturated(self, embeddings: torch.Tensor, name: str = "embeddings") -> bool:
-        """Warn (a ``UserWarning``) when most of ``embeddings`` is saturated in the space; returns whether
-        it warned. ``forward`` calls it until it has warned once."""
-        frac = self.space.saturation(embeddings)
-        if frac is None or frac <= self.saturation_warning:
+    def warn_if_collapsed(self, embeddings: torch.Tensor, name: str = "embeddings") -> bool:
+        """Record a training batch of head outputs ``embeddings (B, D)`` in :attr:`collapse_monitor`
+        and warn (a ``UserWarning``, once per loss) when it reports a collapse; returns whether it
+        warned. Batches outside training (``loss.eval()`` or no grad) are not recorded."""
+        if not (self.training and torch.is_grad_enabled()):
             return False
-        self._warned_saturation = True
+        found = self.collapse_monitor.update(self.space, embeddings)
+        if found is None:
+            return False
+        frac, resultant = found
         warnings.warn(
-            f"{type(self).__name__}: {frac:.0%} of the {name} lie on the clipping sphere of {self.space!r}: "
-            "their norms, and so their depths in the ball, no longer differ and the loss only sees "
-            "directions (training stalls). Normalise the head's features (hyperdml.models.HyperbolicHead "
-            "does), lower the head's learning rate, or raise clip_r.",
+            f"{type(self).__name__}: for {self.collapse_monitor.calls} training batches in a row, "
+            f"{frac:.0%} of the {name} lie on the clipping sphere of {self.space!r}, all pointing one way "
+            f"(mean resultant length {resultant:.4f}): the embeddings have collapsed to about one point, "
+            "the clip passes only tiny gradients and training has stalled. Feed the loss from a normalised "
+            "head: hyperdml.models.HyperbolicHead with space=head.space (hyperdml train --hyperbolic-head "
+            "batch or layer); or lower the learning rate, or normalise the backbone's features.",
             stacklevel=3,
         )
         return True

@@ -2,7 +2,7 @@
 
 - :func:`build_model` → :class:`EmbeddingModel`, ``model(images)`` →
   ``{"euclidean": (B, D_E)}``, ``{"hyperbolic": (B, D_H)}`` or both (dual head, CHEST).
-- :class:`HyperbolicHead`: LayerNorm → Linear → clip → ``expmap0``; outputs points of the ball,
+- :class:`HyperbolicHead`: Linear → BatchNorm1d (or LayerNorm → Linear) → clip → ``expmap0``; outputs points of the ball,
   for a hyperbolic loss with ``space=head.space`` (``PoincareSpace(inputs="ball")``). A plain
   ``nn.Linear`` head outputs tangent vectors that ``PoincareSpace(inputs="tangent")`` maps.
 - :class:`ViTBackbone`: a timm ViT/DeiT (``--arch vit_small_patch16_224``, ...; needs timm,
@@ -22,7 +22,7 @@ _EXPORTS = {
     "ViTBackbone": "vit",
     "EmbeddingModel": "embedding", "build_model": "embedding",
     "default_head_spaces": "embedding",
-    "HyperbolicHead": "heads", "build_head": "heads",
+    "HEAD_NORMS": "heads", "HyperbolicHead": "heads", "build_head": "heads",
     "archs": "", "backbones": "", "vit": "", "embedding": "", "heads": "",
 }
 

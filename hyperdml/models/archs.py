@@ -3,7 +3,8 @@ importing torch: one definition for the CLI, the configuration and :func:`hyperd
 
 from __future__ import annotations
 
-__all__ = ["CNN_ARCHS", "VIT_ARCHS", "ARCHS", "HEAD_NAMES", "HEADS", "HYPERBOLIC_HEADS", "is_vit"]
+__all__ = ["CNN_ARCHS", "VIT_ARCHS", "ARCHS", "HEAD_NAMES", "HEADS", "HYPERBOLIC_HEADS", "HYPERBOLIC_HEAD_ALIASES",
+           "is_vit"]
 
 #: the small CNN and torchvision's ResNets
 CNN_ARCHS = ("small_cnn", "resnet18", "resnet50")
@@ -22,9 +23,11 @@ ARCHS = CNN_ARCHS + VIT_ARCHS
 HEAD_NAMES = {"euclidean": ("euclidean",), "hyperbolic": ("hyperbolic",), "dual": ("euclidean", "hyperbolic")}
 #: the embedding head choices (``--head``; ``auto`` there: the one the loss needs)
 HEADS = tuple(HEAD_NAMES)
-#: the hyperbolic head: ``linear`` (tangent vectors, mapped by the loss's space) or ``normalized``
-#: (:class:`hyperdml.models.HyperbolicHead`, ball points)
-HYPERBOLIC_HEADS = ("linear", "normalized")
+#: the hyperbolic head: ``linear`` (``nn.Linear``: tangent vectors, clipped and mapped by the loss's
+#: space), ``batch`` or ``layer`` (:class:`hyperdml.models.HyperbolicHead` with that ``norm``: ball points)
+HYPERBOLIC_HEADS = ("linear", "batch", "layer")
+#: other names of the hyperbolic heads, read from configs and checkpoints: ``normalized`` is ``layer``
+HYPERBOLIC_HEAD_ALIASES = {"normalized": "layer"}
 
 
 def is_vit(arch: str) -> bool:

@@ -7,7 +7,7 @@ from torch import nn
 
 from hyperdml.models.archs import HEAD_NAMES, HEADS
 from hyperdml.models.backbones import ARCHS, build_backbone, load_backbone_weights
-from hyperdml.models.heads import build_head
+from hyperdml.models.heads import HEAD_NORMS, build_head
 from hyperdml.spaces import EuclideanSpace, PoincareSpace, Space
 
 __all__ = ["EmbeddingModel", "build_model", "default_head_spaces"]
@@ -25,14 +25,16 @@ class EmbeddingModel(nn.Module):
     (:func:`hyperdml.models.heads.build_head`): ``nn.Linear`` for the cosine space and for a ball
     that takes tangent vectors (``PoincareSpace(inputs="tangent")`` clips and maps them: the loss
     and evaluation call ``space.to_space``), :class:`~hyperdml.models.HyperbolicHead` for a ball
-    that takes points (``inputs="ball"``). Dual (CHEST): both heads on the same features.
+    that takes points (``inputs="ball"``), normalised as ``head_norm`` says (``"batch"`` or
+    ``"layer"``). Dual (CHEST): both heads on the same features.
 
     Attributes: :attr:`backbone` (features ``(B, F)``), :attr:`heads` (``nn.ModuleDict``),
     :attr:`spaces` (``{name: Space}``, the space each head's output lives in or is mapped into),
     :attr:`head_sizes` (``{name: D}``).
     """
 
-    def __init__(self, backbone: nn.Module, head_sizes: dict[str, int], spaces: dict[str, Space] | None = None):
+    def __init__(self, backbone: nn.Module, head_sizes: dict[str, int], spaces: dict[str, Space] | None = None,
+                 head_norm: str = HEAD_NORMS[0]):
         super().__init__()
         if not head_sizes:
             raise ValueError("an EmbeddingModel needs at least one head")
@@ -43,7 +45,8 @@ class EmbeddingModel(nn.Module):
         self.backbone = backbone
         self.spaces = {name: spaces[name] for name in head_sizes}
         self.heads = nn.ModuleDict(
-            {name: build_head(backbone.out_features, int(size), self.spaces[name]) for name, size in head_sizes.items()}
+            {name: build_head(backbone.out_features, int(size), self.spaces[name], head_norm)
+             for name, size in head_sizes.items()}
         )
         self.head_sizes = {name: int(size) for name, size in head_sizes.items()}
 
@@ -62,6 +65,7 @@ def build_model(
     spaces: dict[str, Space] | None = None,
     in_channels: int = 3,
     weights: str | None = None,
+    head_norm: str = HEAD_NORMS[0],
 ) -> EmbeddingModel:
     """Build an embedding model.
 
@@ -81,6 +85,8 @@ def build_model(
         weights: optional local file of pretrained backbone weights (read with
             ``weights_only=True``; see :func:`~hyperdml.models.backbones.load_backbone_weights`;
             timm, DeiT and DINO files for the ViTs).
+        head_norm: normalisation of a :class:`~hyperdml.models.HyperbolicHead` (a head whose
+            space takes ball points): ``"batch"`` or ``"layer"``.
 
     Returns:
         An :class:`EmbeddingModel`; ``model(images (B, in_channels, H, W))`` → dict of
@@ -98,4 +104,4 @@ def build_model(
     backbone = build_backbone(arch, in_channels)
     if weights:
         load_backbone_weights(backbone, weights)
-    return EmbeddingModel(backbone, {name: sizes[name] for name in HEAD_NAMES[head]}, spaces)
+    return EmbeddingModel(backbone, {name: sizes[name] for name in HEAD_NAMES[head]}, spaces, head_norm)

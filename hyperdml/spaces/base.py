@@ -115,6 +115,12 @@ class Space:
         (and so cannot tell apart by norm), or None when the space has no such limit."""
         return None
 
+    def collapse_stats(self, h: torch.Tensor) -> torch.Tensor | None:
+        """``(2,)`` tensor on ``h``'s device, no host sync: the :meth:`saturation` fraction of the
+        head outputs ``h (B, D)`` and their mean resultant length ``‖mean_i h_i/‖h_i‖‖`` (1: all
+        point one way); None when the space has no saturation shell."""
+        return None
+
     def expmap0(self, v: torch.Tensor) -> torch.Tensor:
         """Tangent vectors at the origin ``(..., D)`` → points (the identity in flat space)."""
         return v

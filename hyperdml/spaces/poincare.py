@@ -173,17 +173,28 @@ class PoincareSpace(Space):
     def saturation(self, h: torch.Tensor) -> float:
         """Fraction of head outputs ``(B, D)`` that land on the clipping sphere (or, without clipping,
         on the boundary), where norms, and so depths, no longer differ (one host sync)."""
+        return float(self.collapse_stats(h)[0])
+
+    def collapse_stats(self, h: torch.Tensor) -> torch.Tensor:
+        """``(2,)`` float32 tensor, no host sync: the fraction of head outputs ``h (B, D)`` on the
+        clipping sphere (:meth:`saturation`) and their mean resultant length
+        ``R = ‖mean_i h_i/‖h_i‖‖`` (1: every output points the same way; ball points and the
+        tangent vectors they come from share directions). Both 0 for an empty batch."""
         with torch.no_grad():
             h = _upcast(h.detach())
+            if h.numel() == 0:
+                return torch.zeros(2, device=h.device)
+            norm = geometry.row_norm(h)
             if self.inputs == "ball":
-                scaled = geometry.row_norm(h).squeeze(-1) * self.c**0.5
+                scaled = norm.squeeze(-1) * self.c**0.5
             else:
-                norm = geometry.row_norm(h).squeeze(-1)
-                if self.clip_r is not None:
-                    norm = norm.clamp_max(self.clip_r)
-                scaled = torch.tanh(norm * self.c**0.5)
+                clipped = norm.squeeze(-1) if self.clip_r is None else norm.squeeze(-1).clamp_max(self.clip_r)
+                scaled = torch.tanh(clipped * self.c**0.5)
             shell = math.tanh(self.clip_r * self.c**0.5) if self.clip_r is not None else 1.0
-            return float((scaled >= shell * (1 - self.saturation_tolerance)).float().mean()) if h.numel() else 0.0
+            fraction = (scaled >= shell * (1 - self.saturation_tolerance)).float().mean()
+            directions = h / norm.clamp_min(torch.finfo(h.dtype).tiny)
+            resultant = directions.mean(dim=0).norm()
+            return torch.stack([fraction, resultant]).float()
 
     def expmap0(self, v: torch.Tensor) -> torch.Tensor:
         return geometry.expmap0(v, self.c)

@@ -205,7 +205,7 @@ def build_from_checkpoint(ckpt: dict, device="cpu"):
     """
     from hyperdml.errors import ConfigError
     from hyperdml.models import build_model
-    from hyperdml.train.loss_factory import build_loss, stored_loss_config
+    from hyperdml.train.loss_factory import build_loss, hyperbolic_head_norm, stored_loss_config
 
     cfg = ckpt.get("config") or {}
     check_sizes(ckpt)
@@ -213,7 +213,8 @@ def build_from_checkpoint(ckpt: dict, device="cpu"):
     try:
         model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
                             hyperbolic_size=cfg.get("hyperbolic_size"), spaces=spaces,
-                            in_channels=int(cfg.get("in_channels", 3)))
+                            in_channels=int(cfg.get("in_channels", 3)),
+                            head_norm=hyperbolic_head_norm(cfg) or "batch")
         num_classes = int(cfg.get("num_classes") or len(ckpt.get("class_names") or []))
         loss_cfg = stored_loss_config(cfg, ckpt.get("loss"))
         loss = build_loss(loss_cfg, num_classes, spaces=spaces) if num_classes > 0 else None

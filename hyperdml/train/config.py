@@ -16,10 +16,10 @@ from typing import Any
 
 from hyperdml.data.registry import DATASETS, SMALL_DATASETS, default_batch
 from hyperdml.errors import ConfigError
-from hyperdml.models.archs import ARCHS, HEADS, HYPERBOLIC_HEADS, is_vit
+from hyperdml.models.archs import ARCHS, HEADS, HYPERBOLIC_HEAD_ALIASES, HYPERBOLIC_HEADS, is_vit
 from hyperdml.train.schedule import SCHEDULES
 
-__all__ = ["DEFAULTS", "DATASETS", "SMALL_DATASETS", "ARCHS", "HEADS", "HYPERBOLIC_HEADS", "SCHEDULES", "AMP_CHOICES",
+__all__ = ["DEFAULTS", "DATASETS", "SMALL_DATASETS", "ARCHS", "HEADS", "HYPERBOLIC_HEADS", "HYPERBOLIC_HEAD_ALIASES", "SCHEDULES", "AMP_CHOICES",
            "RUN_OPTIONS", "MAX_SEED", "resolve_config"]
 
 #: autocast dtypes of the network (``fp16`` only on CUDA)
@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "head": "auto",          # from the loss: euclidean, hyperbolic or dual (chest)
     "embedding_size": 128,
     "hyperbolic_size": None,  # None: embedding_size
-    "hyperbolic_head": "linear",  # linear: tangent outputs mapped by the loss's space; normalized: HyperbolicHead
+    "hyperbolic_head": "linear",  # linear: tangent outputs mapped by the loss's space; batch|layer: HyperbolicHead
     "c": 0.1,
     "clip_r": 2.3,
     # loss
@@ -194,6 +194,7 @@ def resolve_config(config: dict | None = None, **overrides) -> dict:
         raise ConfigError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {cfg['amp']!r}")
     cfg["amp"] = amp
 
+    cfg["hyperbolic_head"] = HYPERBOLIC_HEAD_ALIASES.get(cfg["hyperbolic_head"], cfg["hyperbolic_head"])
     if cfg["hyperbolic_head"] not in HYPERBOLIC_HEADS:
         raise ConfigError(f"--hyperbolic-head must be one of {', '.join(HYPERBOLIC_HEADS)}, got {cfg['hyperbolic_head']!r}")
     if cfg["arch"] == "auto":

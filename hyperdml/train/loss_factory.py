@@ -29,7 +29,7 @@ from torch import nn
 
 from hyperdml.errors import ConfigError
 
-__all__ = ["BASE_LOSSES", "WRAPPERS", "build_loss", "head_spaces", "loss_head", "loss_head_spaces", "parse_loss_args", "loss_parameters",
+__all__ = ["BASE_LOSSES", "WRAPPERS", "build_loss", "head_spaces", "hyperbolic_head_norm", "loss_head", "loss_head_spaces", "parse_loss_args", "loss_parameters",
            "split_name"]
 
 #: base name → (class name in hyperdml.losses, space)
@@ -231,13 +231,24 @@ def _space_args(name: str, loss_args: dict) -> dict[str, Any]:
     return args
 
 
+def hyperbolic_head_norm(config: dict) -> str | None:
+    """The ``norm`` of the config's :class:`~hyperdml.models.HyperbolicHead` (``"batch"`` or
+    ``"layer"``), or None for a linear hyperbolic head (``config["hyperbolic_head"]``, default
+    ``linear``; the names of :data:`~hyperdml.models.archs.HYPERBOLIC_HEAD_ALIASES` are read too)."""
+    from hyperdml.models.archs import HYPERBOLIC_HEAD_ALIASES
+
+    name = config.get("hyperbolic_head") or "linear"
+    name = HYPERBOLIC_HEAD_ALIASES.get(name, name)
+    return None if name == "linear" else name
+
+
 def head_spaces(config: dict) -> dict:
     """The space of each model head of a training config: ``{head name: Space}``.
 
     ``euclidean``: ``EuclideanSpace()``; ``hyperbolic``: ``PoincareSpace(c, clip_r, inputs=...)``
     with the hyperbolic loss's space arguments (``proxy_param``, ``sim_scale``, ``sim_offset``) and
     ``inputs="ball"`` when the model's hyperbolic head is a :class:`~hyperdml.models.HyperbolicHead`
-    (``config["hyperbolic_head"] == "normalized"``), ``"tangent"`` for a linear head.
+    (``config["hyperbolic_head"]`` ``batch`` or ``layer``), ``"tangent"`` for a linear head.
     """
     from hyperdml.models import HEAD_NAMES
     from hyperdml.spaces import EuclideanSpace, PoincareSpace
@@ -248,7 +259,7 @@ def head_spaces(config: dict) -> dict:
         if name == "euclidean":
             out[name] = EuclideanSpace()
             continue
-        inputs = "ball" if config.get("hyperbolic_head", "linear") == "normalized" else "tangent"
+        inputs = "tangent" if hyperbolic_head_norm(config) is None else "ball"
         out[name] = PoincareSpace(c=float(config.get("c", 0.1)), clip_r=config.get("clip_r", 2.3), inputs=inputs,
                                   **_space_args(config.get("loss", "proxy_anchor"), config.get("loss_args") or {}))
     return out

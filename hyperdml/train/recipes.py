@@ -87,7 +87,7 @@ HIER = Recipe(
     source="github.com/tjddus9597/HIER-CVPR23: scripts/DINO/*.sh, scripts/Deit/*.sh, scripts/ViT/*.sh, hier/train.py",
     common={
         "arch": "vit_small_patch16_224", "image_size": 224, "embedding_size": 128,
-        "loss": "hyp_proxy_anchor", "hyperbolic_head": "normalized", "c": 0.1, "clip_r": 2.3,
+        "loss": "hyp_proxy_anchor", "hyperbolic_head": "layer", "c": 0.1, "clip_r": 2.3,
         "batch_size": 180, "samples_per_class": 2, "proxy_lr_mult": 1e4, "adam_eps": 1e-4,
         "schedule": "constant", "amp": "fp16",
     },
@@ -112,7 +112,7 @@ HIER = Recipe(
         "every group's rate linearly",
         "gradients clamped elementwise to ±10 (HIER's clip_gradients_value); hyperdml clips the norm "
         "(--grad-clip) and the recipe leaves it off",
-        "head: LayerNorm without affine parameters; hyperdml's HyperbolicHead has them",
+        "head: LayerNorm without affine parameters; hyperdml's HyperbolicHead(norm='layer') has them",
         "augmentation: RandomResizedCrop(224, scale=(0.2, 1), bicubic) + flip, mean = std = 0.5 for timm's "
         "ViT-S/16; hyperdml's folders use scale=(0.16, 1), bilinear, ImageNet statistics",
         "frozen patch embedding; hyperdml trains every layer",

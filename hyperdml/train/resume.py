@@ -16,7 +16,7 @@ import os
 import torch
 
 from hyperdml.errors import CheckpointError, ConfigError
-from hyperdml.train.config import RUN_OPTIONS, resolve_config
+from hyperdml.train.config import HYPERBOLIC_HEAD_ALIASES, RUN_OPTIONS, resolve_config
 from hyperdml.train.rng import set_rng_state
 
 __all__ = ["RESUME_OVERRIDES", "resolve_resume_path", "merge_resume_config", "resumed_config", "restore_training_state"]
@@ -51,8 +51,10 @@ def merge_resume_config(given: dict, ckpt_cfg: dict, ckpt_path: str) -> dict:
     after resolution, so ``arch="auto"`` matches a checkpoint whose ``auto`` became ``small_cnn``).
     """
     given = {k: v for k, v in given.items() if k not in RUN_OPTIONS}
+    # checkpoints from before the option had linear heads; an alias is the head it names
+    head = ckpt_cfg.get("hyperbolic_head") or "linear"
+    ckpt_cfg = {**ckpt_cfg, "hyperbolic_head": HYPERBOLIC_HEAD_ALIASES.get(head, head)}
     merged = dict(ckpt_cfg)
-    merged.setdefault("hyperbolic_head", "linear")  # checkpoints from before the option had linear heads
     for key in RESUME_OVERRIDES:
         if key in given:
             merged[key] = given[key]

@@ -60,7 +60,7 @@ def build_run(cfg: dict, *, device: torch.device, spaces: dict | None = None, wo
     from hyperdml.data.splits import check_trainable
     from hyperdml.models import build_model
     from hyperdml.optim import make_optimizer
-    from hyperdml.train.loss_factory import build_loss, head_spaces
+    from hyperdml.train.loss_factory import build_loss, head_spaces, hyperbolic_head_norm
 
     splits = build_datasets(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"], seed=cfg["data_seed"],
                             label_noise=cfg["label_noise"])
@@ -73,7 +73,7 @@ def build_run(cfg: dict, *, device: torch.device, spaces: dict | None = None, wo
     spaces = spaces if spaces is not None else head_spaces(cfg)
     model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
                         hyperbolic_size=cfg["hyperbolic_size"], spaces=spaces, in_channels=cfg["in_channels"],
-                        weights=cfg["weights"]).to(device)
+                        weights=cfg["weights"], head_norm=hyperbolic_head_norm(cfg) or "batch").to(device)
     loss = build_loss(cfg, cfg["num_classes"], spaces=spaces).to(device)
     optimizer = make_optimizer(model.backbone, loss, model.heads, lr=cfg["lr"], head_lr_mult=cfg["head_lr_mult"],
                                proxy_lr_mult=cfg["proxy_lr_mult"], weight_decay=cfg["weight_decay"],

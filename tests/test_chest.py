@@ -115,7 +115,7 @@ def test_class_means_are_a_running_mean_of_unit_z_e():
     other.load_state_dict(loss.state_dict())
     torch.testing.assert_close(other.hc_means, want)
     assert other.hc_seen.tolist() == [True, True, True, True, False]
-    assert float(other.hyphc.radius) == float(loss.hyphc.radius)
+    assert float(other.hyphc.radius.detach()) == float(loss.hyphc.radius.detach())
 
 
 def test_hyphc_term_waits_for_three_centers():

@@ -80,6 +80,7 @@ def test_quick_cli_both_ops_and_report(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     key, run = _check_results_file(out, "cdist", ("B", "N", "D"), ["hyperdml", "matmul", "torch", "geoopt"])
     _check_results_file(out, "hyphc", ("P", "D", "T"), ["hyperdml", "eager", "closed"])
+    assert run["options"]["out"] == "res"  # --out was absolute: recorded relative to the working folder
     # the report regenerates only the text between the markers, from the JSON files
     readme = tmp_path / "README.md"
     readme.write_text(f"# intro\n\n{report.BEGIN}\nold table\n{report.END}\n\nfooter\n")

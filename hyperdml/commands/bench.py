@@ -185,7 +185,7 @@ def run(args) -> int:
         args.bench_op, shapes=shapes, sweep=sweep, modes=modes, competitors=competitors, settings=settings,
         out_dir=args.out, quick=args.quick, isolate=isolate, case_timeout_s=args.case_timeout,
         plot=not args.no_plot, dry_run=args.dry_run,
-        options={k: v for k, v in vars(args).items() if not k.startswith("_")},
+        options=_recorded_options(args),
     )
     if run_dict is None:
         return 0
@@ -195,3 +195,11 @@ def run(args) -> int:
     if failed:
         print(f"{len(failed)} case(s) failed (see the results file)")
     return 1 if failed else 0
+
+
+def _recorded_options(args: argparse.Namespace) -> dict:
+    """The command's options as the results file records them: ``--out`` relative to the working
+    folder, so that a results file names no absolute path of the machine that wrote it."""
+    options = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    options["out"] = os.path.relpath(args.out)
+    return options

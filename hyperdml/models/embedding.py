@@ -34,7 +34,7 @@ class EmbeddingModel(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, head_sizes: dict[str, int], spaces: dict[str, Space] | None = None,
-                 head_norm: str = HEAD_NORMS[0]):
+                 head_norm: str | None = None):
         super().__init__()
         if not head_sizes:
             raise ValueError("an EmbeddingModel needs at least one head")
@@ -45,7 +45,7 @@ class EmbeddingModel(nn.Module):
         self.backbone = backbone
         self.spaces = {name: spaces[name] for name in head_sizes}
         self.heads = nn.ModuleDict(
-            {name: build_head(backbone.out_features, int(size), self.spaces[name], head_norm)
+            {name: build_head(backbone.out_features, int(size), self.spaces[name], head_norm or HEAD_NORMS[0])
              for name, size in head_sizes.items()}
         )
         self.head_sizes = {name: int(size) for name, size in head_sizes.items()}
@@ -65,7 +65,7 @@ def build_model(
     spaces: dict[str, Space] | None = None,
     in_channels: int = 3,
     weights: str | None = None,
-    head_norm: str = HEAD_NORMS[0],
+    head_norm: str | None = None,
 ) -> EmbeddingModel:
     """Build an embedding model.
 
@@ -86,7 +86,7 @@ def build_model(
             ``weights_only=True``; see :func:`~hyperdml.models.backbones.load_backbone_weights`;
             timm, DeiT and DINO files for the ViTs).
         head_norm: normalisation of a :class:`~hyperdml.models.HyperbolicHead` (a head whose
-            space takes ball points): ``"batch"`` or ``"layer"``.
+            space takes ball points): ``"batch"`` or ``"layer"`` (None: ``"batch"``).
 
     Returns:
         An :class:`EmbeddingModel`; ``model(images (B, in_channels, H, W))`` → dict of

@@ -214,7 +214,7 @@ def build_from_checkpoint(ckpt: dict, device="cpu"):
         model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
                             hyperbolic_size=cfg.get("hyperbolic_size"), spaces=spaces,
                             in_channels=int(cfg.get("in_channels", 3)),
-                            head_norm=hyperbolic_head_norm(cfg) or "batch")
+                            head_norm=hyperbolic_head_norm(cfg))
         num_classes = int(cfg.get("num_classes") or len(ckpt.get("class_names") or []))
         loss_cfg = stored_loss_config(cfg, ckpt.get("loss"))
         loss = build_loss(loss_cfg, num_classes, spaces=spaces) if num_classes > 0 else None

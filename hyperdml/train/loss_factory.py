@@ -286,10 +286,9 @@ def stored_loss_config(config: dict, loss_state) -> dict:
         return config
     newer_keys, older_args = _OLDER_LAYOUTS[base]
     raw = config.get("loss_args") or {}
-    set_keys = {str(a).split("=", 1)[0].strip() for a in raw} if not isinstance(raw, dict) else set(raw)
-    if any(k in loss_state for k in newer_keys) or set_keys & set(older_args):
+    args = dict(parse_loss_args(config["loss"], raw)) if raw else {}
+    if any(k in loss_state for k in newer_keys) or set(args) & set(older_args):
         return config
-    args = dict(raw) if isinstance(raw, dict) else dict(parse_loss_args(config["loss"], list(raw)))
     return {**config, "loss_args": {**args, **older_args}}
 
 

@@ -73,7 +73,7 @@ def build_run(cfg: dict, *, device: torch.device, spaces: dict | None = None, wo
     spaces = spaces if spaces is not None else head_spaces(cfg)
     model = build_model(cfg["arch"], embedding_size=cfg["embedding_size"], head=cfg["head"],
                         hyperbolic_size=cfg["hyperbolic_size"], spaces=spaces, in_channels=cfg["in_channels"],
-                        weights=cfg["weights"], head_norm=hyperbolic_head_norm(cfg) or "batch").to(device)
+                        weights=cfg["weights"], head_norm=hyperbolic_head_norm(cfg)).to(device)
     loss = build_loss(cfg, cfg["num_classes"], spaces=spaces).to(device)
     optimizer = make_optimizer(model.backbone, loss, model.heads, lr=cfg["lr"], head_lr_mult=cfg["head_lr_mult"],
                                proxy_lr_mult=cfg["proxy_lr_mult"], weight_decay=cfg["weight_decay"],

@@ -36,6 +36,7 @@ DEMO_CONFIG = {
     "head": "dual",
     "embedding_size": 128,
     "hyperbolic_size": 32,
+    "hyperbolic_head": "batch",
     "loss_args": {"centers_per_class": 2, "lambda_hc": 1.0},
     "epochs": 30,
     "batch_size": 64,

@@ -462,9 +462,14 @@ def test_disk_draws_the_tree_through_its_merges_with_separate_labels_and_a_full_
     proxies = [c for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets()) == 20][0]
     r = np.linalg.norm(proxies.get_offsets(), axis=1)
     assert r.max() > 0.9 and ax.get_xlim()[1] < 1.35
-    # every drawn element is in a legend
-    entries = {t.get_text() for leg in [*ax.artists, ax.get_legend()] if hasattr(leg, "get_texts")
-               for t in leg.get_texts()}
+    # every drawn element is in a legend, and no legend covers a label
+    fig = figs["poincare_disk"]
+    legends = [leg for leg in [*ax.artists, ax.get_legend(), *fig.legends] if hasattr(leg, "get_texts")]
+    renderer = fig.canvas.get_renderer()
+    for leg in legends:
+        box = leg.get_window_extent(renderer)
+        assert not [t.get_text() for t in ax.texts if t.get_window_extent(renderer).overlaps(box)], leg
+    entries = {t.get_text() for leg in legends for t in leg.get_texts()}
     for want in ("class proxy", "merge of the tree (LCA point)", "root (last merge)", "test embedding",
                  "clipping radius of the embeddings", "origin", "A", "B", "C", "D"):
         assert want in entries, want

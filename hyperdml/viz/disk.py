@@ -181,9 +181,10 @@ def plot_poincare_disk(
     if key_names is not None:
         n_keys = max(n_keys, len(key_names))
     colors = palette(max(n_keys, 1))
-    if ax is None:
-        fig = new_figure(9.0, 9.0, dpi=dpi)
-        ax = fig.add_axes([0.01, 0.01, 0.98, 0.90])
+    own_figure = ax is None
+    if own_figure:  # the disk, the title above it, the legends in a strip below it
+        fig = new_figure(9.0, 10.0, dpi=dpi)
+        ax = fig.add_axes([0.01, 0.12, 0.98, 0.80])
     else:
         fig = ax.figure
 
@@ -280,7 +281,14 @@ def plot_poincare_disk(
                        for k, n in enumerate(key_names)]
     elif key_names is not None:
         key_handles = [Line2D([], [], ls="", marker="", label=f"{len(key_names)} colours, one per {legend_title}")]
-    # the legends go in the corners the disk leaves free
+    if own_figure:  # below the disk, where no proxy label reaches
+        fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.02, 0.005), ncol=2, fontsize=7.5,
+                   frameon=False)
+        if key_handles:
+            fig.legend(handles=key_handles, loc="lower right", bbox_to_anchor=(0.98, 0.005), fontsize=7.5,
+                       title=legend_title, title_fontsize=8, frameon=False, ncol=-(-len(key_handles) // 5))
+        return fig
+    # on a caller's axes: in the corners the disk leaves free
     first = ax.legend(handles=handles, loc="upper left", fontsize=7.5, frameon=False, borderaxespad=0.2)
     if key_handles:
         ax.add_artist(first)

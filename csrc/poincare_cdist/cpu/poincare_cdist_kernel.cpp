@@ -33,22 +33,21 @@ int64_t block_columns(int64_t B, int64_t N) {
   return std::min(cols, std::max<int64_t>(N, 1));
 }
 
-// Sleef's log1p and expm1 cost 2.5x and 3.5x its log and exp. For the arguments the kernels
-// meet (>= 0) the plain function loses nothing from 1/2 up; below, a short series takes over.
-// The series runs only for vectors with such a lane (rare in training: distances are large).
+// Sleef's log1p and expm1 cost 2.5x and 3.5x its log and exp; the kernels use these instead
+// (valid for the arguments they meet, >= 0).
 
-// log1p(w), w >= 0: log(1 + w) for w >= 1/2 (<= 2.5 ulp), else 2 atanh(t) = 2 (t + t^3/3 + ...)
-// with t = w / (2 + w) <= 1/5 (6 terms for float, 12 for double).
+// log1p(w), w >= 0, branch-free: v = 1 + w rounded, e = (1 + w) - v exactly (2Sum), and
+// log1p(w) = log(v) + log(1 + e/v) = log(v) + e/v up to (e/v)^2 / 2 < 2^-48 (float): the
+// rounding of 1 + w is given back, so small w lose nothing (w below half an ulp of 1: v = 1,
+// result e = w). Error: Sleef's log (<= 1 ulp) plus about one rounding.
 template <typename T>
 at::vec::Vectorized<T> log1p_nonneg(const at::vec::Vectorized<T>& w) {
   using Vec = at::vec::Vectorized<T>;
-  const Vec plain = (w + Vec(T(1))).log(), small = w < Vec(T(0.5));
-  if (!any_lane(small)) return plain;
-  constexpr int kTerms = sizeof(T) == 4 ? 6 : 12;
-  const Vec t = w / (w + Vec(T(2))), t2 = t * t;
-  Vec series(T(1) / T(2 * kTerms - 1));
-  for (int k = kTerms - 2; k >= 0; --k) series = at::vec::fmadd(series, t2, Vec(T(1) / T(2 * k + 1)));
-  return Vec::blendv(plain, Vec(T(2)) * t * series, small);
+  const Vec one(T(1));
+  const Vec v = one + w;
+  const Vec w_in_v = v - one;
+  const Vec err = (one - (v - w_in_v)) + (w - w_in_v);
+  return v.log() + err / v;
 }
 
 // expm1(z), z >= 0, in one branch-free pass (Sleef's expm1 costs 3.5x its exp; exp(z) - 1 loses

@@ -171,8 +171,11 @@ bool cdist_backward_values_ok(const at::Tensor& x, const at::Tensor& y, const at
 
 }  // namespace
 
-void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
-                                 const at::Tensor& dist, double c, c10::DeviceType device) {
+const char* const kCdistBadDistMessage =
+    "dist contains NaN, Inf or a negative value (pass the output of poincare_cdist)";
+
+void check_cdist_backward_args(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
+                               const at::Tensor& dist, double c, c10::DeviceType device) {
   check_cdist_inputs(x, y, c, device);
   const int64_t B = x.size(0), N = y.size(0);
   TORCH_CHECK_VALUE(grad.dim() == 2 && grad.size(0) == B && grad.size(1) == N && dist.sizes() == grad.sizes(),
@@ -180,11 +183,16 @@ void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, co
                     shape_of(dist));
   check_same(x, "x", grad, "grad");
   check_same(x, "x", dist, "dist");
+}
+
+void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
+                                 const at::Tensor& dist, double c, c10::DeviceType device) {
+  check_cdist_backward_args(grad, x, y, dist, c, device);
   if (cdist_backward_values_ok(x, y, dist, c)) return;
   const at::Tensor xx = (x * x).sum(1), yy = (y * y).sum(1);
   check_in_ball(x, xx, c, "x");
   check_in_ball(y, yy, c, "y");
-  TORCH_CHECK_VALUE(false, "dist contains NaN, Inf or a negative value (pass the output of poincare_cdist)");
+  TORCH_CHECK_VALUE(false, kCdistBadDistMessage);
 }
 
 void check_hyphc_grad(const at::Tensor& grad, const at::Tensor& points, const at::Tensor& triplets) {

@@ -41,6 +41,11 @@ void check_finite(const at::Tensor& t, const char* name);
 void check_cdist_inputs(const at::Tensor& x, const at::Tensor& y, double c, c10::DeviceType device);
 void check_cdist_backward_inputs(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
                                  const at::Tensor& dist, double c, c10::DeviceType device);
+// The shape, dtype and device part of check_cdist_backward_inputs alone, for a kernel that checks
+// the values in its own passes over the data (the CPU backward), with these messages:
+void check_cdist_backward_args(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
+                               const at::Tensor& dist, double c, c10::DeviceType device);
+extern const char* const kCdistBadDistMessage;
 
 // hyphc_triplet_loss: shapes, dtypes and devices; then indices in range, points in the ball and
 // finite sims (host syncs).

@@ -9,6 +9,7 @@
 
 #include <ATen/cpu/vec/vec.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace hyperdml {
@@ -17,6 +18,42 @@ namespace hyperdml {
 template <typename T>
 inline bool any_lane(const at::vec::Vectorized<T>& mask) {
   return mask.zero_mask() != (1 << at::vec::Vectorized<T>::size()) - 1;
+}
+
+// p * 2^k for integer-valued lanes k in [-126, 127] (float) or [-1022, 1023] (double), exact
+// where the result is a normal number: the exponent is set directly, no exp2 call.
+inline at::vec::Vectorized<float> scale_pow2(const at::vec::Vectorized<float>& p, const at::vec::Vectorized<float>& k) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_scalef_ps(p, k);
+#elif defined(CPU_CAPABILITY_AVX2)
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+#else
+  __at_align__ float lp[at::vec::Vectorized<float>::size()], lk[at::vec::Vectorized<float>::size()];
+  p.store(lp);
+  k.store(lk);
+  for (int i = 0; i < at::vec::Vectorized<float>::size(); ++i)
+    lp[i] = std::isfinite(lk[i]) ? std::ldexp(lp[i], static_cast<int>(lk[i])) : lp[i] * lk[i];
+  return at::vec::Vectorized<float>::loadu(lp);
+#endif
+}
+
+inline at::vec::Vectorized<double> scale_pow2(const at::vec::Vectorized<double>& p,
+                                              const at::vec::Vectorized<double>& k) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_scalef_pd(p, k);
+#elif defined(CPU_CAPABILITY_AVX2)
+  const __m256i k64 = _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k));
+  const __m256i bits = _mm256_slli_epi64(_mm256_add_epi64(k64, _mm256_set1_epi64x(1023)), 52);
+  return _mm256_mul_pd(p, _mm256_castsi256_pd(bits));
+#else
+  __at_align__ double lp[at::vec::Vectorized<double>::size()], lk[at::vec::Vectorized<double>::size()];
+  p.store(lp);
+  k.store(lk);
+  for (int i = 0; i < at::vec::Vectorized<double>::size(); ++i)
+    lp[i] = std::isfinite(lk[i]) ? std::ldexp(lp[i], static_cast<int>(lk[i])) : lp[i] * lk[i];
+  return at::vec::Vectorized<double>::loadu(lp);
+#endif
 }
 
 using VecD = at::vec::Vectorized<double>;

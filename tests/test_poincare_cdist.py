@@ -9,7 +9,7 @@ import torch
 
 from conftest import ball_points, requires_cuda
 from hyperdml.ops import poincare_cdist
-from hyperdml.ops.reference import poincare_cdist_reference
+from hyperdml.ops.reference import poincare_cdist_backward_reference, poincare_cdist_reference
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
@@ -193,6 +193,34 @@ def test_float32_every_distance(c, device):
     scale = ry.norm(dim=1, keepdim=True)
     torch.testing.assert_close(gy.double() / scale, ry / scale, rtol=0, atol=2e-5)
     torch.testing.assert_close(gx.double(), rx, rtol=1e-4, atol=1e-4 * rx.abs().max().item())
+
+
+@pytest.mark.parametrize("c", [1e-6, 1.0, 700.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backward_op_far_and_near_pairs(c, dtype, device):
+    """The backward op pair by pair (each y_j meets one x) against the float64 closed form on the
+    same inputs, for sqrt(c) d from ~1e-7 to ~14 (float32) or ~26 (float64), where the CPU
+    kernel's expm1 scales by 2^k up to k = 20 or 37, and pairs close enough to take the exact
+    path: each gradient row within 16 eps / beta of its norm."""
+    g = torch.Generator().manual_seed(22)
+    n, d = 300, 8
+    radius = (1 - torch.logspace(-0.0, -11 if dtype == torch.float64 else -6, n, dtype=torch.float64)) / c**0.5
+    radius[:20] = torch.logspace(-7, -5, 20, dtype=torch.float64) / c**0.5
+    direction = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+    y = (radius[:, None] * direction).to(dtype)
+    x = torch.zeros(1, d, dtype=dtype)
+    x[0, 1] = 1e-8 / c**0.5
+    w = torch.rand(1, n, generator=g, dtype=torch.float64)
+    dist = torch.ops.hyperdml.poincare_cdist(x.to(device), y.to(device), c)
+    assert (c**0.5 * dist.max()).item() > 12 and (c**0.5 * dist.min()).item() < 1e-5
+    gx, gy = torch.ops.hyperdml.poincare_cdist_backward(w.to(dtype).to(device), x.to(device), y.to(device), dist, c)
+    rx, ry = poincare_cdist_backward_reference(w, x.double(), y.double(), dist.double().cpu(), c)
+    # The dtype's own rounding of beta = 1 - c |y|^2 (relative eps / beta) bounds any kernel.
+    eps = torch.finfo(dtype).eps
+    beta = 1 - c * (y.double() ** 2).sum(1)
+    row_error = ((gy.double().cpu() - ry).norm(dim=1) / ry.norm(dim=1)) * beta
+    assert row_error.max().item() < 16 * eps, row_error.max().item()
+    assert ((gx.double().cpu() - rx).norm() / (ry.norm(dim=1) / beta).sum()).item() < 16 * eps
 
 
 @pytest.mark.parametrize("c", CURVATURES)

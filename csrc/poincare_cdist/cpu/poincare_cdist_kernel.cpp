@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <vector>
 
 #include "common.h"
@@ -32,38 +33,46 @@ int64_t block_columns(int64_t B, int64_t N) {
   return std::min(cols, std::max<int64_t>(N, 1));
 }
 
-// Sleef's log1p and expm1 cost 2.5x and 3.5x its log and exp. For the arguments the kernels
-// meet (>= 0) the plain function loses nothing from 1/2 up; below, a short series takes over.
-// The series runs only for vectors with such a lane (rare in training: distances are large).
+// Sleef's log1p and expm1 cost 2.5x and 3.5x its log and exp; the kernels use these instead
+// (valid for the arguments they meet, >= 0).
 
-// log1p(w), w >= 0: log(1 + w) for w >= 1/2 (<= 2.5 ulp), else 2 atanh(t) = 2 (t + t^3/3 + ...)
-// with t = w / (2 + w) <= 1/5 (6 terms for float, 12 for double).
+// log1p(w), w >= 0, branch-free: v = 1 + w rounded, e = (1 + w) - v exactly (2Sum), and
+// log1p(w) = log(v) + log(1 + e/v) = log(v) + e/v up to (e/v)^2 / 2 < 2^-48 (float): the
+// rounding of 1 + w is given back, so small w lose nothing (w below half an ulp of 1: v = 1,
+// result e = w). Error: Sleef's log (<= 1 ulp) plus about one rounding.
 template <typename T>
 at::vec::Vectorized<T> log1p_nonneg(const at::vec::Vectorized<T>& w) {
   using Vec = at::vec::Vectorized<T>;
-  const Vec plain = (w + Vec(T(1))).log(), small = w < Vec(T(0.5));
-  if (!any_lane(small)) return plain;
-  constexpr int kTerms = sizeof(T) == 4 ? 6 : 12;
-  const Vec t = w / (w + Vec(T(2))), t2 = t * t;
-  Vec series(T(1) / T(2 * kTerms - 1));
-  for (int k = kTerms - 2; k >= 0; --k) series = at::vec::fmadd(series, t2, Vec(T(1) / T(2 * k + 1)));
-  return Vec::blendv(plain, Vec(T(2)) * t * series, small);
+  const Vec one(T(1));
+  const Vec v = one + w;
+  const Vec w_in_v = v - one;
+  const Vec err = (one - (v - w_in_v)) + (w - w_in_v);
+  return v.log() + err / v;
 }
 
-// expm1(z), z >= 0: exp(z) - 1 for z >= 1/2 (<= 2.5 ulp), else z (1 + z/2! + z^2/3! + ...)
-// (8 terms for float, 16 for double).
+// expm1(z), z >= 0, in one branch-free pass (Sleef's expm1 costs 3.5x its exp; exp(z) - 1 loses
+// the small z): z = k ln2 + r with k = round(z / ln2), |r| <= ln2 / 2, so
+// expm1(z) = 2^k expm1(r) + (2^k - 1), exact scalings plus one rounding, and expm1(r) = r P(r)
+// by its Taylor series, 8 terms for float (truncation < 0.03 ulp), 14 for double (< 0.01 ulp).
+// Lanes are clamped at z = 88 (float) / 709 (double), where exp overflows.
 template <typename T>
-at::vec::Vectorized<T> expm1_nonneg(const at::vec::Vectorized<T>& z) {
+at::vec::Vectorized<T> expm1_nonneg(const at::vec::Vectorized<T>& z_in) {
   using Vec = at::vec::Vectorized<T>;
-  const Vec plain = z.exp() - Vec(T(1)), small = z < Vec(T(0.5));
-  if (!any_lane(small)) return plain;
-  constexpr int kTerms = sizeof(T) == 4 ? 8 : 16;
-  T coef[kTerms];  // coef[k] = 1 / (k + 1)!
+  constexpr bool kFloat = sizeof(T) == 4;
+  constexpr int kTerms = kFloat ? 8 : 14;
+  // ln 2 split in two: k * kLn2Hi is exact for the k that occur (the high part's trailing zeros).
+  constexpr T kLn2Hi = kFloat ? T(0.693145751953125) : T(6.93147180369123816490e-01);
+  constexpr T kLn2Lo = kFloat ? T(1.428606765330187045e-06) : T(1.90821492927058770002e-10);
+  const Vec z = at::vec::minimum(z_in, Vec(kFloat ? T(88) : T(709)));
+  const Vec k = (z * Vec(T(1.4426950408889634))).round();
+  const Vec r = at::vec::fmadd(k, Vec(-kLn2Lo), at::vec::fmadd(k, Vec(-kLn2Hi), z));
+  T coef[kTerms];  // coef[j] = 1 / (j + 1)!
   coef[0] = T(1);
-  for (int k = 1; k < kTerms; ++k) coef[k] = coef[k - 1] / T(k + 1);
-  Vec series(coef[kTerms - 1]);
-  for (int k = kTerms - 2; k >= 0; --k) series = at::vec::fmadd(series, z, Vec(coef[k]));
-  return Vec::blendv(plain, z * series, small);
+  for (int j = 1; j < kTerms; ++j) coef[j] = coef[j - 1] / T(j + 1);
+  Vec poly(coef[kTerms - 1]);
+  for (int j = kTerms - 2; j >= 0; --j) poly = at::vec::fmadd(poly, r, Vec(coef[j]));
+  const Vec pow2k = scale_pow2(Vec(T(1)), k);
+  return at::vec::fmadd(pow2k, r * poly, pow2k - Vec(T(1)));
 }
 
 // Squared norms of the rows of a contiguous (rows, D) matrix, without (t * t).sum(1)'s
@@ -83,6 +92,18 @@ at::Tensor row_sqnorms(const at::Tensor& t) {
     });
   });
   return out;
+}
+
+// Every c * sqnorm < 1 (false on NaN): the ball test of check_in_ball without dispatched ops,
+// which would cost small calls more than their backward.
+bool sqnorms_inside(const at::Tensor& sqnorms, double c) {
+  bool ok = true;
+  AT_DISPATCH_FLOATING_TYPES(sqnorms.scalar_type(), "sqnorms_inside", [&] {
+    const scalar_t* p = sqnorms.data_ptr<scalar_t>();
+    const scalar_t cc = static_cast<scalar_t>(c);
+    for (int64_t i = 0; i < sqnorms.numel(); ++i) ok &= p[i] * cc < scalar_t(1);
+  });
+  return ok;
 }
 
 }  // namespace
@@ -140,14 +161,19 @@ at::Tensor poincare_cdist_cpu(const at::Tensor& x_in, const at::Tensor& y_in, do
 std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor& grad_in, const at::Tensor& x_in,
                                                                const at::Tensor& y_in, const at::Tensor& dist_in,
                                                                double c) {
-  check_cdist_backward_inputs(grad_in, x_in, y_in, dist_in, c, at::kCPU);
+  // The values are checked in the kernel's own passes: x and y from their squared norms, dist
+  // (finite, >= 0) in the pass that reads it, before any GEMM uses it.
+  check_cdist_backward_args(grad_in, x_in, y_in, dist_in, c, at::kCPU);
   const int64_t B = x_in.size(0), N = y_in.size(0);
   const at::Tensor x = x_in.contiguous(), y = y_in.contiguous();
   const at::Tensor grad = grad_in.contiguous(), dist = dist_in.contiguous();
-  const at::Tensor alpha = 1 - c * row_sqnorms(x);
-  const at::Tensor beta = 1 - c * row_sqnorms(y);
-  const at::Tensor inv_beta = beta.reciprocal();
+  const at::Tensor xx = row_sqnorms(x), yy = row_sqnorms(y);
+  if (!sqnorms_inside(xx, c)) check_in_ball(x, xx, c, "x");  // raises, naming the problem
+  if (!sqnorms_inside(yy, c)) check_in_ball(y, yy, c, "y");
   if (B == 0 || N == 0) return {at::zeros_like(x), at::zeros_like(y)};
+  const at::Tensor alpha = 1 - c * xx;
+  const at::Tensor beta = 1 - c * yy;
+  const at::Tensor inv_beta = beta.reciprocal();
   at::Tensor grad_x = at::zeros_like(x);  // accumulates over the blocks
   at::Tensor grad_y = at::empty_like(y);  // written block by block
   const int64_t cols = block_columns(B, N);
@@ -170,11 +196,11 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
     const T sqrt_c = static_cast<T>(std::sqrt(c));
     using Vec = at::vec::Vectorized<T>;
     const int64_t W = Vec::size();
-    const Vec zero(T(0)), one(T(1)), two(T(2)), half(T(0.5)), half_sqrt_c(sqrt_c / T(2));
-    const Vec vnear(static_cast<T>(cdist::kNearRatio));
+    const Vec zero(T(0)), one(T(1)), two(T(2)), half(T(0.5)), v_sqrt_c(sqrt_c);
+    const Vec vnear(static_cast<T>(cdist::kNearRatio)), vinf(std::numeric_limits<T>::infinity());
     for (int64_t b0 = 0; b0 < N; b0 += cols) {
       const int64_t nb = std::min(cols, N - b0);
-      std::atomic<bool> any_near{false};
+      std::atomic<bool> any_near{false}, bad_dist{false};
       col_parts.zero_();
       at::parallel_for(0, B, grain_rows(nb), [&](int64_t begin, int64_t end) {
         T* col = cp + at::get_thread_num() * cols;
@@ -184,27 +210,37 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
           const Vec k_i(T(4) * sqrt_c / ap[i]), half_alpha(ap[i] / T(2)), quarter_alpha(ap[i] / T(4));
           const Vec two_minus_alpha(T(2) - ap[i]);
           Vec row_sum(T(0));
+          Vec dist_ok = zero == zero;  // all lanes true while every d is finite and >= 0
           T* wrow = wp + i * nb;  // the block's weights, (B, nb) contiguous
+          // The block's next row of g and d, a cache line per 64 bytes of this row: the rows are
+          // short strided runs, which the hardware prefetchers meet too late (loading g stalled
+          // this pass more than all its maths).
+          const bool prefetch_next = i + 1 < end;
           for (int64_t j0 = b0; j0 < b0 + nb; j0 += W) {
             const int64_t n = std::min(W, b0 + nb - j0), jb = j0 - b0;
-            // Same maths as cdist::backward_weights, in e = exp(z), m = expm1(z), z = sqrt(c) d / 2
-            // (Sleef's sinh is ~10x slower than expm1_nonneg), with one division per lane:
-            // m(m+2) = 2 s e for s = sinh(z), so u = 2 s^2 = (m(m+2))^2 / (2 e^2) and
-            // sinh(2z) = m(m+2)(e^2 + 1) / (2 e^2). With q = G / (m(m+2)(e^2+1)),
-            // G = g 4 sqrt(c) / (alpha beta): A = G / sinh(2z) = 2 e^2 q and A u = (m(m+2))^2 q;
-            // A = 0 at d = 0.
+            if (prefetch_next)
+              for (int64_t k = 0; k < W; k += 64 / int64_t(sizeof(T))) {
+                __builtin_prefetch(g_row + N + j0 + k);
+                __builtin_prefetch(d_row + N + j0 + k);
+              }
+            // Same maths as cdist::backward_weights, from M = expm1(t), t = sqrt(c) d (Sleef's sinh
+            // is ~10x slower than expm1_nonneg), with one division per lane: with w = e^t = M + 1,
+            // u = cosh(t) - 1 = M^2 / (2 w) and sinh(t) = M (M + 2) / (2 w), both free of
+            // cancellation. With q = G / (M (M + 2)), G = g 4 sqrt(c) / (alpha beta):
+            // A = G / sinh(t) = 2 w q and A u = M^2 q; A = 0 at d = 0.
             const Vec beta = Vec::loadu(bp + j0, n);
-            const Vec m = expm1_nonneg(half_sqrt_c * Vec::loadu(d_row + j0, n));
-            const Vec e = m + one;
-            const Vec e2 = e * e;
-            const Vec mm2 = m * (m + two);
-            const Vec q = Vec::loadu(g_row + j0, n) * k_i * Vec::loadu(ibp + j0, n) / (mm2 * (e2 + one));
-            const Vec apart = mm2 > zero;
-            Vec a = Vec::blendv(zero, two * e2 * q, apart);
-            Vec au = Vec::blendv(zero, mm2 * mm2 * q, apart);
+            const Vec d = Vec::loadu(d_row + j0, n);  // lanes past n read as 0
+            dist_ok = dist_ok & (d >= zero) & (d < vinf);  // false on NaN
+            const Vec M = expm1_nonneg(v_sqrt_c * d);
+            const Vec w = M + one;
+            const Vec M2 = M * M;
+            const Vec q = Vec::loadu(g_row + j0, n) * k_i * Vec::loadu(ibp + j0, n) / at::vec::fmadd(M, two, M2);
+            const Vec apart = M > zero;
+            Vec a = Vec::blendv(zero, two * w * q, apart);
+            Vec au = Vec::blendv(zero, M2 * q, apart);
             // Nearly equal pairs (cdist::is_near: u alpha beta / 2 < near (2 - alpha - beta)) leave
             // the GEMM form; add_near_pairs adds them exactly.
-            Vec near_lanes = mm2 * mm2 * beta * quarter_alpha < vnear * (two_minus_alpha - beta) * e2;
+            Vec near_lanes = M2 * beta * quarter_alpha < vnear * (two_minus_alpha - beta) * w;
             if (n < W) {  // lanes past the block end must add nothing (and are no near pairs)
               a = Vec::set(zero, a, n);
               au = Vec::set(zero, au, n);
@@ -228,6 +264,7 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
             row_sum = row_sum + a + au * beta * half;
             (Vec::loadu(col + jb, n) + a + au * half_alpha).store(col + jb, n);
           }
+          if (dist_ok.zero_mask() != 0) bad_dist.store(true, std::memory_order_relaxed);
           T lanes[Vec::size()];
           row_sum.store(lanes);
           T total = 0;
@@ -235,6 +272,7 @@ std::tuple<at::Tensor, at::Tensor> poincare_cdist_backward_cpu(const at::Tensor&
           rp[i] += total;
         }
       });
+      TORCH_CHECK_VALUE(!bad_dist.load(), kCdistBadDistMessage);
       // The block's share of grad_x = diag(row) x - A y and grad_y = diag(col) y - A^T x.
       const at::Tensor a_block = weights_buf.narrow(0, 0, B * nb).view({B, nb});
       const at::Tensor y_block = y.narrow(0, b0, nb);

@@ -300,13 +300,21 @@ void add_point_grads(double* acc, double* diag, const T* pts, const int64_t* idx
     }
     return;
   }
+  // Two fused multiply-adds per coordinate and row: the add into the row is the second's.
   const double m01 = M[0][1], m02 = M[0][2], m10 = M[1][0], m12 = M[1][2], m20 = M[2][0], m21 = M[2][1];
-#pragma omp simd
-  for (int64_t d = 0; d < dim; ++d) {
+  const VecD v01(m01), v02(m02), v10(m10), v12(m12), v20(m20), v21(m21);
+  int64_t d = 0;
+  for (; d + VecD::size() <= dim; d += VecD::size()) {
+    const VecD a = load_double(z0 + d), b = load_double(z1 + d), e = load_double(z2 + d);
+    at::vec::fmadd(v02, e, at::vec::fmadd(v01, b, VecD::loadu(r0 + d))).store(r0 + d);
+    at::vec::fmadd(v12, e, at::vec::fmadd(v10, a, VecD::loadu(r1 + d))).store(r1 + d);
+    at::vec::fmadd(v21, b, at::vec::fmadd(v20, a, VecD::loadu(r2 + d))).store(r2 + d);
+  }
+  for (; d < dim; ++d) {
     const double a = z0[d], b = z1[d], e = z2[d];
-    r0[d] += m01 * b + m02 * e;
-    r1[d] += m10 * a + m12 * e;
-    r2[d] += m20 * a + m21 * b;
+    r0[d] = std::fma(m02, e, std::fma(m01, b, r0[d]));
+    r1[d] = std::fma(m12, e, std::fma(m10, a, r1[d]));
+    r2[d] = std::fma(m21, b, std::fma(m20, a, r2[d]));
   }
 }
 

@@ -510,3 +510,20 @@ def test_backward_from_coeffs_checks_indices_and_coeffs():
         op(grad, points, triplets, sims, coeffs.float(), 1.0, 0.1)
     with pytest.raises(ValueError, match=r"coeffs must have shape \(2051, 9\)"):
         op(grad, points, triplets, sims, coeffs[:, :8], 1.0, 0.1)
+
+
+def test_large_outputs_match_reference():
+    """Outputs of 2 MB and more (the coefficients from T = 29 128) are allocated in huge pages on
+    Linux: the same values and gradients, and tensors that behave like any other."""
+    points, triplets, sims = problem(p=50, d=4, t=40_000, seed=10)
+    x, s = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
+    out = hyphc_triplet_loss(x, triplets, s, 1.0, 0.1)
+    gx, gs = torch.autograd.grad(out.sum(), (x, s))
+    xr, sr = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
+    ref = hyphc_triplet_loss_reference(xr, triplets, sr, 1.0, 0.1)
+    rx, rs = torch.autograd.grad(ref.sum(), (xr, sr))
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gx, rx, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(gs, rs, rtol=1e-10, atol=1e-12)
+    _, coeffs = torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.1)
+    assert coeffs.is_contiguous() and coeffs.clone().equal(coeffs) and torch.isfinite(coeffs).all()

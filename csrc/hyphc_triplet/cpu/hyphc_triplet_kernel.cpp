@@ -423,7 +423,7 @@ class ThreadGradients {
  public:
   ThreadGradients(int64_t P, int64_t D, const at::TensorOptions& options)
       : P_(P), D_(D), threads_(at::get_num_threads()), used_(threads_, 0),
-        rows_(at::empty({threads_, P, D}, options.dtype(at::kDouble))),
+        rows_(empty_large({threads_, P, D}, options.dtype(at::kDouble))),
         diag_(at::empty({threads_, P}, options.dtype(at::kDouble))) {}
 
   // The calling thread's (rows, diag), zeroed the first time it asks.

@@ -9,6 +9,8 @@ from conftest import ball_points, requires_cuda
 from hyperdml.ops import hyphc_triplet_loss
 from hyperdml.ops.reference import (
     hyp_lca_depth_reference,
+    hyphc_triplet_coeffs_reference,
+    hyphc_triplet_loss_backward_from_coeffs_reference,
     hyphc_triplet_loss_backward_reference,
     hyphc_triplet_loss_reference,
 )
@@ -420,3 +422,108 @@ def test_kernel_finds_a_bad_value_in_any_lane(spoil, match, where, t):
             )
     finally:
         torch.set_num_threads(threads)
+
+
+# -- the coefficient-saving forward and its backward (the CPU path when a gradient is taken) --
+
+
+def test_coeffs_reference_gives_the_autograd_gradient():
+    """The coefficient reference, applied by its backward, is the gradient autograd takes of the
+    loss reference: an oracle for the kernel's coefficients that does not share their formulas."""
+    points, triplets, sims = problem(p=9, d=4, t=60, seed=5)
+    grad = torch.rand(60, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    coeffs = hyphc_triplet_coeffs_reference(points, triplets, sims, 0.7, 0.2)
+    got = hyphc_triplet_loss_backward_from_coeffs_reference(grad, points, triplets, coeffs)
+    x, s = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
+    want = torch.autograd.grad((hyphc_triplet_loss_reference(x, triplets, s, 0.7, 0.2) * grad).sum(), (x, s))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("tau", [0.05, 1.0, 1e-20])
+def test_saved_coeffs_match_reference(tau, dtype):
+    """The op's losses and coefficients against the references (of the same, widened inputs),
+    with repeated indices (p = 7 points, t = 203 triplets)."""
+    points, triplets, sims = problem(p=7, d=6, t=203, seed=7, dtype=dtype)
+    loss, coeffs = torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 0.5, tau)
+    assert loss.dtype == dtype and coeffs.dtype == torch.float64 and coeffs.shape == (203, 9)
+    assert torch.equal(loss, torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, 0.5, tau))
+    want = hyphc_triplet_coeffs_reference(points.double(), triplets, sims.double(), 0.5, tau)
+    scale = want.abs().amax(0)  # per coefficient: the tau = 1e-20 hard-max limit has exact zeros
+    torch.testing.assert_close(coeffs / scale, want / scale, rtol=1e-9, atol=1e-10)
+
+
+def test_backward_from_coeffs_matches_the_recomputing_backward():
+    """Both backward ops give the reference's gradient, for a contiguous, an expanded (stride 0)
+    and a strided incoming gradient, on two threads (chunks split lane groups)."""
+    points, triplets, sims = problem(p=30, d=7, t=2051, seed=8)
+    _, coeffs = torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.1)
+    big = torch.rand(3 * 2051, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for grad in (big[:2051], torch.full((), 1 / 2051, dtype=torch.float64).expand(2051), big[::3]):
+            got = torch.ops.hyperdml.hyphc_triplet_loss_backward_from_coeffs(
+                grad, points, triplets, sims, coeffs, 1.0, 0.1
+            )
+            ref = hyphc_triplet_loss_backward_reference(grad.contiguous(), points, triplets, sims, 1.0, 0.1)
+            for g, r in zip(got, ref):
+                torch.testing.assert_close(g, r, rtol=1e-8, atol=1e-10)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_opcheck_coeff_ops():
+    points, triplets, sims = problem(p=8, d=4, t=30)
+    ops = torch.ops.hyperdml
+    torch.library.opcheck(ops.hyphc_triplet_loss_and_coeffs.default, (points, triplets, sims, 1.0, 0.1))
+    torch.library.opcheck(
+        ops.hyphc_triplet_loss_and_coeffs.default,
+        (points.clone().requires_grad_(), triplets, sims.clone().requires_grad_(), 0.5, 0.2),
+    )
+    _, coeffs = ops.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.1)
+    grad = torch.rand(triplets.shape[0], dtype=torch.float64)
+    torch.library.opcheck(
+        ops.hyphc_triplet_loss_backward_from_coeffs.default, (grad, points, triplets, sims, coeffs, 1.0, 0.1)
+    )
+    torch.library.opcheck(
+        ops.hyphc_triplet_loss_backward_from_coeffs.default,
+        (grad.clone().requires_grad_(), points.clone().requires_grad_(), triplets, sims.clone().requires_grad_(),
+         coeffs, 1.0, 0.1),
+    )
+
+
+def test_backward_from_coeffs_checks_indices_and_coeffs():
+    """Indices are checked by the kernel while it adds (no write out of bounds), and coeffs must be
+    (T, 9) float64."""
+    points, triplets, sims = problem(p=12, t=2051)
+    _, coeffs = torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.1)
+    grad = torch.ones(2051, dtype=torch.float64)
+    op = torch.ops.hyperdml.hyphc_triplet_loss_backward_from_coeffs
+    for where in (0, 1030, 2050):
+        bad = triplets.clone()
+        bad[where, 1] = 12
+        with pytest.raises(ValueError, match="out of range"):
+            op(grad, points, bad, sims, coeffs, 1.0, 0.1)
+    with pytest.raises(TypeError, match="coeffs must be float64"):
+        op(grad, points, triplets, sims, coeffs.float(), 1.0, 0.1)
+    with pytest.raises(ValueError, match=r"coeffs must have shape \(2051, 9\)"):
+        op(grad, points, triplets, sims, coeffs[:, :8], 1.0, 0.1)
+
+
+def test_large_outputs_match_reference():
+    """Outputs of 2 MB and more (the coefficients from T = 29 128) are allocated in huge pages on
+    Linux: the same values and gradients, and tensors that behave like any other."""
+    points, triplets, sims = problem(p=50, d=4, t=40_000, seed=10)
+    x, s = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
+    out = hyphc_triplet_loss(x, triplets, s, 1.0, 0.1)
+    gx, gs = torch.autograd.grad(out.sum(), (x, s))
+    xr, sr = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
+    ref = hyphc_triplet_loss_reference(xr, triplets, sr, 1.0, 0.1)
+    rx, rs = torch.autograd.grad(ref.sum(), (xr, sr))
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gx, rx, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(gs, rs, rtol=1e-10, atol=1e-12)
+    _, coeffs = torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.1)
+    assert coeffs.is_contiguous() and coeffs.clone().equal(coeffs) and torch.isfinite(coeffs).all()

@@ -8,7 +8,8 @@
 //
 // Everything is written with aa = a.a, ae = a.e, ee = e.e for e = b - a, so nearby points lose
 // no precision. When a == b (den == 0) the LCA is the point itself: the depth of the midpoint.
-// All arithmetic is in double whatever the storage type.
+// All arithmetic is in double whatever the storage type. The loss needs the depths only through
+// t = tanh(sqrt(c) delta) (triplet_loss), so no atanh is taken.
 //
 // The maths after the dot sums is written once over a number type V: double (CUDA: one triplet
 // per thread; the CPU's leftover triplets) or, on the CPU, ATen's Vectorized<double> (one
@@ -32,7 +33,7 @@ struct Lanes;
 template <>
 struct Lanes<double> {
   static HYPERDML_HD double sqrt(double x) { return ::sqrt(x); }
-  static HYPERDML_HD double atanh(double x) { return ::atanh(x); }
+  static HYPERDML_HD double log(double x) { return ::log(x); }
   static HYPERDML_HD double exp(double x) { return ::exp(x); }
   static HYPERDML_HD double max(double a, double b) { return fmax(a, b); }
   static HYPERDML_HD double min(double a, double b) { return fmin(a, b); }
@@ -43,12 +44,13 @@ struct Lanes<double> {
 
 template <typename V>
 struct PairGradOf {
-  V d_aa, d_ae, d_ee;  // d delta / d (aa, ae, ee), the dots already scaled by c
+  V d_aa, d_ae, d_ee;  // d t / d (aa, ae, ee), t = tanh(sqrt(c) delta), the dots already scaled by c
 };
 
-// Depth delta of a pair from its scaled dots (aa, ae, ee); with kGrad also its partials in them.
+// t = tanh(sqrt(c) delta) of a pair from its scaled dots (aa, ae, ee), at most 1 - 1e-15; with
+// kGrad also its partials in them. The loss needs the depths only through t (triplet_loss).
 template <bool kGrad, typename V>
-HYPERDML_HD V lca_depth(V aa, V ae, V ee, V inv_sqrt_c, PairGradOf<V>* grad) {
+HYPERDML_HD V lca_tanh(V aa, V ae, V ee, PairGradOf<V>* grad) {
   using L = Lanes<V>;
   const V zero(0.0), one(1.0), two(2.0), half(0.5);
   const V wa = (one + aa) * half;
@@ -81,14 +83,12 @@ HYPERDML_HD V lca_depth(V aa, V ae, V ee, V inv_sqrt_c, PairGradOf<V>* grad) {
       dt_ee = L::select(same, dt_dmm * V(0.25), dt_ee);
     }
   }
-  t = L::min(t, V(1.0 - 1e-15));
   if constexpr (kGrad) {
-    const V ddelta_dt = inv_sqrt_c / ((one - t) * (one + t));
-    grad->d_aa = ddelta_dt * dt_aa;
-    grad->d_ae = ddelta_dt * dt_ae;
-    grad->d_ee = ddelta_dt * dt_ee;
+    grad->d_aa = dt_aa;
+    grad->d_ae = dt_ae;
+    grad->d_ee = dt_ee;
   }
-  return L::atanh(t) * inv_sqrt_c;
+  return L::min(t, V(1.0 - 1e-15));
 }
 
 // The eight dot products a triplet needs, over the coordinates begin, begin + step, ... < dim
@@ -119,21 +119,29 @@ HYPERDML_HD void triplet_dot_sums(const T* zi, const T* zj, const T* zk, int64_t
   sums[7] = ejk;
 }
 
-// Loss of one triplet from its depths: sum s - s . softmax(delta / tau). With kGrad, also
-// dloss/ddelta and dloss/ds.
+// Loss of one triplet from its pairs' t = tanh(sqrt(c) delta): sum s - s . softmax(delta / tau).
+// With kGrad, also dloss/dt and dloss/ds. k = 1 / (2 sqrt(c) tau).
+//
+// delta = atanh(t) / sqrt(c) = log q / (2 sqrt(c)) with q = (1 + t) / (1 - t), so the softmax's
+// shifted exponents are (delta_m - delta_max) / tau = k log r_m, r_m = q_m / q_max in (0, 1]:
+// one log per pair, no atanh, and exactly 0 for the largest depth whatever tau (its r is the
+// same two products in the other order), so the softmax sum lies in [1, 3] and nothing
+// overflows even at tau = 1e-30. The ratio is within a few ulps, so the exponent within a few
+// ulps of 1 absolutely, times k.
 template <bool kGrad, typename V>
-HYPERDML_HD V triplet_loss(const V delta[3], const V s[3], V inv_tau, V dl_ddelta[3], V dl_ds[3]) {
+HYPERDML_HD V triplet_loss(const V t[3], const V s[3], V k, V inv_sqrt_c, V inv_tau, V dl_dt[3], V dl_ds[3]) {
   using L = Lanes<V>;
-  // Shift before scaling: (delta - max) / tau is exactly 0 for the largest depth and <= 0 for the
-  // others whatever tau, so the sum lies in [1, 3]. (delta / tau - max / tau, contracted to an
-  // FMA, leaves the rounding error of max / tau, thousands at tau = 1e-20, and exp overflows.)
-  const V dmax = L::max(delta[0], L::max(delta[1], delta[2]));
-  V p[3], z(0.0);
+  const V one(1.0);
+  const V tmax = L::max(t[0], L::max(t[1], t[2]));
+  const V plus_max = one + tmax, minus_max = one - tmax;
+  V p[3], plus[3], minus[3], z(0.0);
   for (int m = 0; m < 3; ++m) {
-    p[m] = L::exp((delta[m] - dmax) * inv_tau);
+    plus[m] = one + t[m];
+    minus[m] = one - t[m];
+    p[m] = L::exp(L::log((plus[m] * minus_max) / (minus[m] * plus_max)) * k);
     z = z + p[m];
   }
-  const V inv_z = V(1.0) / z;
+  const V inv_z = one / z;
   V sp(0.0), ssum(0.0);
   for (int m = 0; m < 3; ++m) {
     p[m] = p[m] * inv_z;
@@ -142,31 +150,32 @@ HYPERDML_HD V triplet_loss(const V delta[3], const V s[3], V inv_tau, V dl_ddelt
   }
   if constexpr (kGrad)
     for (int m = 0; m < 3; ++m) {
-      dl_ddelta[m] = inv_tau * p[m] * (sp - s[m]);
-      dl_ds[m] = V(1.0) - p[m];
+      // dloss/ddelta = p (sp - s) / tau; ddelta/dt = 1 / (sqrt(c) (1 - t)(1 + t)).
+      dl_dt[m] = inv_tau * p[m] * (sp - s[m]) * inv_sqrt_c / (minus[m] * plus[m]);
+      dl_ds[m] = one - p[m];
     }
   return ssum - sp;
 }
 
-// Loss of a triplet from its pairs' dots and its sims, with (kGrad) dloss/ddelta, dloss/ds and
-// the depths' partials. Pairs m = (ij, ik, jk) have (a, e) = (zi, zj-zi), (zi, zk-zi),
+// Loss of a triplet from its pairs' dots and its sims, with (kGrad) dloss/dt, dloss/ds and the
+// partials of each pair's t. Pairs m = (ij, ik, jk) have (a, e) = (zi, zj-zi), (zi, zk-zi),
 // (zj, zk-zj) and dots aa[m] = a.a, ae[m] = a.e, ee[m] = e.e, not yet scaled by c.
 template <bool kGrad, typename V>
 HYPERDML_HD V triplet_forward(const V aa[3], const V ae[3], const V ee[3], const V s[3], V c, V inv_sqrt_c, V inv_tau,
-                              PairGradOf<V> pg[3], V dl_ddelta[3], V dl_ds[3]) {
-  V delta[3];
-  for (int m = 0; m < 3; ++m) delta[m] = lca_depth<kGrad>(c * aa[m], c * ae[m], c * ee[m], inv_sqrt_c, &pg[m]);
-  return triplet_loss<kGrad>(delta, s, inv_tau, dl_ddelta, dl_ds);
+                              PairGradOf<V> pg[3], V dl_dt[3], V dl_ds[3]) {
+  V t[3];
+  for (int m = 0; m < 3; ++m) t[m] = lca_tanh<kGrad>(c * aa[m], c * ae[m], c * ee[m], &pg[m]);
+  return triplet_loss<kGrad>(t, s, V(0.5) * inv_sqrt_c * inv_tau, inv_sqrt_c, inv_tau, dl_dt, dl_ds);
 }
 
 // The same from the eight dot sums of triplet_dot_sums.
 template <bool kGrad, typename V>
 HYPERDML_HD V triplet_forward_from_sums(const V sums[kDotSums], const V s[3], V c, V inv_sqrt_c, V inv_tau,
-                                        PairGradOf<V> pg[3], V dl_ddelta[3], V dl_ds[3]) {
+                                        PairGradOf<V> pg[3], V dl_dt[3], V dl_ds[3]) {
   const V aa[3] = {sums[0], sums[0], sums[1]};
   const V ae[3] = {sums[2], sums[3], sums[4]};
   const V ee[3] = {sums[5], sums[6], sums[7]};
-  return triplet_forward<kGrad>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+  return triplet_forward<kGrad>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_dt, dl_ds);
 }
 
 // Loss of a triplet from its pairs' dots (or its dot sums) and sims, nothing else.
@@ -174,29 +183,29 @@ template <typename V>
 HYPERDML_HD V triplet_loss_value(const V aa[3], const V ae[3], const V ee[3], const V s[3], V c, V inv_sqrt_c,
                                  V inv_tau) {
   PairGradOf<V> pg[3];
-  V dl_ddelta[3], dl_ds[3];
-  return triplet_forward<false>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+  V dl_dt[3], dl_ds[3];
+  return triplet_forward<false>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_dt, dl_ds);
 }
 
 template <typename V>
 HYPERDML_HD V triplet_loss_from_sums(const V sums[kDotSums], const V s[3], V c, V inv_sqrt_c, V inv_tau) {
   PairGradOf<V> pg[3];
-  V dl_ddelta[3], dl_ds[3];
-  return triplet_forward_from_sums<false>(sums, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+  V dl_dt[3], dl_ds[3];
+  return triplet_forward_from_sums<false>(sums, s, c, inv_sqrt_c, inv_tau, pg, dl_dt, dl_ds);
 }
 
-// Coefficients M (3x3) with grad z_p = sum_q M[p][q] z_q for one triplet, given dloss/ddelta
-// (already times the incoming gradient). Pair m joins points (first[m], second[m]); for a pair
+// Coefficients M (3x3, symmetric) with grad z_p = sum_q M[p][q] z_q for one triplet, given
+// dloss/dt (already times the incoming gradient). Pair m joins points (first[m], second[m]); for a pair
 // (a, b) with e = b - a: grad_a = c[(2g_aa - 2g_ae + 2g_ee) a + (g_ae - 2g_ee) b],
 // grad_b = c[(g_ae - 2g_ee) a + 2g_ee b].
 template <typename V>
-HYPERDML_HD void point_coefficients(const PairGradOf<V> pg[3], const V dl_ddelta[3], V c, V M[3][3]) {
+HYPERDML_HD void point_coefficients(const PairGradOf<V> pg[3], const V dl_dt[3], V c, V M[3][3]) {
   const int first[3] = {0, 0, 1}, second[3] = {1, 2, 2};
   const V two(2.0);
   for (int p = 0; p < 3; ++p)
     for (int q = 0; q < 3; ++q) M[p][q] = V(0.0);
   for (int m = 0; m < 3; ++m) {
-    const V g_aa = dl_ddelta[m] * pg[m].d_aa, g_ae = dl_ddelta[m] * pg[m].d_ae, g_ee = dl_ddelta[m] * pg[m].d_ee;
+    const V g_aa = dl_dt[m] * pg[m].d_aa, g_ae = dl_dt[m] * pg[m].d_ae, g_ee = dl_dt[m] * pg[m].d_ee;
     const int a = first[m], b = second[m];
     const V cross = c * (g_ae - two * g_ee);
     M[a][a] = M[a][a] + c * (two * g_aa - two * g_ae + two * g_ee);
@@ -212,13 +221,31 @@ template <typename V>
 HYPERDML_HD void triplet_backward(const V aa[3], const V ae[3], const V ee[3], const V s[3], V g, V c, V inv_sqrt_c,
                                   V inv_tau, V dl_ds[3], V M[3][3]) {
   PairGradOf<V> pg[3];
-  V dl_ddelta[3];
-  triplet_forward<true>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_ddelta, dl_ds);
+  V dl_dt[3];
+  triplet_forward<true>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_dt, dl_ds);
   for (int m = 0; m < 3; ++m) {
     dl_ds[m] = g * dl_ds[m];
-    dl_ddelta[m] = g * dl_ddelta[m];
+    dl_dt[m] = g * dl_dt[m];
   }
-  point_coefficients(pg, dl_ddelta, c, M);
+  point_coefficients(pg, dl_dt, c, M);
+}
+
+// What a forward that will be differentiated saves per triplet (kCoeffs values): the point
+// coefficients M and dloss/ds for an incoming gradient of 1 (both are linear in it), as
+// M00 M11 M22 M01 M02 M12 (M is symmetric) ds0 ds1 ds2. Returns the loss.
+constexpr int kCoeffs = 9;
+
+template <typename V>
+HYPERDML_HD V triplet_loss_and_coefficients(const V aa[3], const V ae[3], const V ee[3], const V s[3], V c,
+                                            V inv_sqrt_c, V inv_tau, V coeffs[kCoeffs]) {
+  PairGradOf<V> pg[3];
+  V dl_dt[3], dl_ds[3], M[3][3];
+  const V loss = triplet_forward<true>(aa, ae, ee, s, c, inv_sqrt_c, inv_tau, pg, dl_dt, dl_ds);
+  point_coefficients(pg, dl_dt, c, M);
+  coeffs[0] = M[0][0], coeffs[1] = M[1][1], coeffs[2] = M[2][2];
+  coeffs[3] = M[0][1], coeffs[4] = M[0][2], coeffs[5] = M[1][2];
+  coeffs[6] = dl_ds[0], coeffs[7] = dl_ds[1], coeffs[8] = dl_ds[2];
+  return loss;
 }
 
 // The same from the eight dot sums of triplet_dot_sums.

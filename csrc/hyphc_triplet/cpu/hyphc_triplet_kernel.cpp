@@ -23,6 +23,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "common.h"
 #include "cpu_lanes.h"
@@ -38,7 +45,7 @@ using Vec = at::vec::Vectorized<double>;
 template <>
 struct Lanes<Vec> {
   static Vec sqrt(const Vec& x) { return x.sqrt(); }
-  static Vec atanh(const Vec& x) { return x.atanh(); }
+  static Vec log(const Vec& x) { return x.log(); }
   static Vec exp(const Vec& x) { return x.exp(); }
   static Vec max(const Vec& a, const Vec& b) { return at::vec::maximum(a, b); }
   static Vec min(const Vec& a, const Vec& b) { return at::vec::minimum(a, b); }
@@ -188,6 +195,26 @@ bool load_lanes(const T* pts, const double* norms, const int64_t* tri, const T* 
   return true;
 }
 
+// An uninitialised tensor that, when large, lives in transparent huge pages (Linux): the forward's
+// coefficients take 72 bytes per triplet, and faulting in 72 MB (T = 10^6) of fresh 4 KiB pages
+// took longer than computing them.
+at::Tensor empty_large(at::IntArrayRef sizes, const at::TensorOptions& options) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr size_t kHuge = size_t(2) << 20;
+  int64_t numel = 1;
+  for (int64_t n : sizes) numel *= n;
+  const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
+  if (bytes >= kHuge) {
+    const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* data = std::aligned_alloc(kHuge, rounded);
+    TORCH_CHECK(data != nullptr, "hyphc_triplet_loss: out of memory allocating ", bytes, " bytes");
+    madvise(data, rounded, MADV_HUGEPAGE);  // advice only: without huge pages it still works
+    return at::from_blob(data, sizes, [](void* p) { std::free(p); }, options);
+  }
+#endif
+  return at::empty(sizes, options);
+}
+
 // Float64 squared norms of the points (checked inside the ball).
 at::Tensor point_sqnorms(const at::Tensor& points, double c) {
   at::Tensor norms = at::empty({points.size(0)}, points.options().dtype(at::kDouble));
@@ -207,13 +234,20 @@ at::Tensor point_sqnorms(const at::Tensor& points, double c) {
 
 }  // namespace
 
-at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor& triplets_in,
-                                  const at::Tensor& sims_in, double c, double tau) {
+namespace {
+
+// The forward over all triplets: the losses, and with kSave the backward coefficients of each
+// triplet (kCoeffs float64 values, hyphc::triplet_loss_and_coefficients) for an incoming gradient of 1.
+template <bool kSave>
+TensorPair forward(const at::Tensor& points_in, const at::Tensor& triplets_in, const at::Tensor& sims_in, double c,
+                   double tau) {
+  using hyphc::kCoeffs;
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
   const at::Tensor norms = point_sqnorms(points, c);
   const int64_t T = triplets.size(0), P = points.size(0), D = points.size(1);
-  at::Tensor out = at::empty({T}, points.options());
+  at::Tensor out = empty_large({T}, points.options());
+  at::Tensor coeffs = kSave ? empty_large({T, kCoeffs}, points.options().dtype(at::kDouble)) : at::Tensor();
   std::atomic<bool> bad{false};
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_cpu", [&] {
     const scalar_t* pts = points.data_ptr<scalar_t>();
@@ -221,6 +255,7 @@ at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor&
     const int64_t* tri = triplets.data_ptr<int64_t>();
     const scalar_t* sp = sims.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
+    double* cp = kSave ? coeffs.data_ptr<double>() : nullptr;
     const hyphc::Vec vc(c), v_inv_sqrt_c(1.0 / std::sqrt(c)), v_inv_tau(1.0 / tau);
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
       bool finite = true;
@@ -233,15 +268,37 @@ at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points_in, const at::Tensor&
           finite = false;
           break;
         }
-        double loss[W];
-        hyphc::triplet_loss_value(in.aa, in.ae, in.ee, in.sims, vc, v_inv_sqrt_c, v_inv_tau).store(loss);
+        __at_align__ double loss[W];
+        if constexpr (kSave) {
+          hyphc::Vec cf[kCoeffs];
+          hyphc::triplet_loss_and_coefficients(in.aa, in.ae, in.ee, in.sims, vc, v_inv_sqrt_c, v_inv_tau, cf)
+              .store(loss);
+          __at_align__ double lanes[kCoeffs][W];
+          for (int j = 0; j < kCoeffs; ++j) cf[j].store(lanes[j]);
+          for (int k = 0; k < n; ++k)
+            for (int j = 0; j < kCoeffs; ++j) cp[(t + k) * kCoeffs + j] = lanes[j][k];
+        } else {
+          hyphc::triplet_loss_value(in.aa, in.ae, in.ee, in.sims, vc, v_inv_sqrt_c, v_inv_tau).store(loss);
+        }
         for (int k = 0; k < n; ++k) op[t + k] = static_cast<scalar_t>(loss[k]);
       }
       if (!finite) bad.store(true, std::memory_order_relaxed);
     });
   });
   if (bad.load()) raise_bad_values(points, triplets, sims, c);
-  return out;
+  return {out, coeffs};
+}
+
+}  // namespace
+
+at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
+                                  double c, double tau) {
+  return std::get<0>(forward<false>(points, triplets, sims, c, tau));
+}
+
+TensorPair hyphc_triplet_loss_and_coeffs_cpu(const at::Tensor& points, const at::Tensor& triplets,
+                                             const at::Tensor& sims, double c, double tau) {
+  return forward<true>(points, triplets, sims, c, tau);
 }
 
 namespace {
@@ -268,13 +325,21 @@ void add_point_grads(double* acc, double* diag, const T* pts, const int64_t* idx
     }
     return;
   }
+  // Two fused multiply-adds per coordinate and row: the add into the row is the second's.
   const double m01 = M[0][1], m02 = M[0][2], m10 = M[1][0], m12 = M[1][2], m20 = M[2][0], m21 = M[2][1];
-#pragma omp simd
-  for (int64_t d = 0; d < dim; ++d) {
+  const VecD v01(m01), v02(m02), v10(m10), v12(m12), v20(m20), v21(m21);
+  int64_t d = 0;
+  for (; d + VecD::size() <= dim; d += VecD::size()) {
+    const VecD a = load_double(z0 + d), b = load_double(z1 + d), e = load_double(z2 + d);
+    at::vec::fmadd(v02, e, at::vec::fmadd(v01, b, VecD::loadu(r0 + d))).store(r0 + d);
+    at::vec::fmadd(v12, e, at::vec::fmadd(v10, a, VecD::loadu(r1 + d))).store(r1 + d);
+    at::vec::fmadd(v21, b, at::vec::fmadd(v20, a, VecD::loadu(r2 + d))).store(r2 + d);
+  }
+  for (; d < dim; ++d) {
     const double a = z0[d], b = z1[d], e = z2[d];
-    r0[d] += m01 * b + m02 * e;
-    r1[d] += m10 * a + m12 * e;
-    r2[d] += m20 * a + m21 * b;
+    r0[d] = std::fma(m02, e, std::fma(m01, b, r0[d]));
+    r1[d] = std::fma(m12, e, std::fma(m10, a, r1[d]));
+    r2[d] = std::fma(m21, b, std::fma(m20, a, r2[d]));
   }
 }
 
@@ -347,6 +412,116 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
   at::Tensor grad_points = parts.sum(0);
   grad_points.addcmul_(diag_parts.sum(0).unsqueeze(1), points.to(at::kDouble));
   return {grad_points.to(points.scalar_type()), grad_sims};
+}
+
+
+namespace {
+
+// Per-thread float64 gradient buffers, zeroed by the thread on first use, and their sum with the
+// points' own coefficients applied, written once in the points' dtype.
+class ThreadGradients {
+ public:
+  ThreadGradients(int64_t P, int64_t D, const at::TensorOptions& options)
+      : P_(P), D_(D), threads_(at::get_num_threads()), used_(threads_, 0),
+        rows_(empty_large({threads_, P, D}, options.dtype(at::kDouble))),
+        diag_(at::empty({threads_, P}, options.dtype(at::kDouble))) {}
+
+  // The calling thread's (rows, diag), zeroed the first time it asks.
+  std::pair<double*, double*> mine() {
+    const int k = at::get_thread_num();
+    double* rows = rows_.data_ptr<double>() + k * P_ * D_;
+    double* diag = diag_.data_ptr<double>() + k * P_;
+    if (!used_[k]) {
+      std::fill(rows, rows + P_ * D_, 0.0);
+      std::fill(diag, diag + P_, 0.0);
+      used_[k] = 1;
+    }
+    return {rows, diag};
+  }
+
+  // out[p] = (sum over the threads of rows[p]) + (sum of diag[p]) z_p, in T.
+  template <typename T>
+  void sum_into(const T* pts, T* out) const {
+    std::vector<const double*> rows, diag;
+    for (int k = 0; k < threads_; ++k)
+      if (used_[k]) rows.push_back(rows_.data_ptr<double>() + k * P_ * D_), diag.push_back(diag_.data_ptr<double>() + k * P_);
+    at::parallel_for(0, P_, std::max<int64_t>(1, 4096 / std::max<int64_t>(D_, 1)), [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        T* o = out + p * D_;
+        if (rows.empty()) {
+          std::fill(o, o + D_, T(0));
+          continue;
+        }
+        double own = 0;
+        for (const double* dg : diag) own += dg[p];
+        const T* z = pts + p * D_;
+        const double* r0 = rows[0] + p * D_;
+        for (int64_t d = 0; d < D_; ++d) {
+          double v = r0[d] + own * static_cast<double>(z[d]);
+          for (size_t k = 1; k < rows.size(); ++k) v += rows[k][p * D_ + d];
+          o[d] = static_cast<T>(v);
+        }
+      }
+    });
+  }
+
+ private:
+  int64_t P_, D_;
+  int threads_;
+  std::vector<char> used_;
+  at::Tensor rows_, diag_;
+};
+
+// Triplets ahead of the one being added whose rows are prefetched.
+constexpr int kScatterAhead = 8;
+
+}  // namespace
+
+TensorPair hyphc_triplet_loss_backward_from_coeffs_cpu(const at::Tensor& grad_in, const at::Tensor& points_in,
+                                                       const at::Tensor& triplets_in, const at::Tensor& sims_in,
+                                                       const at::Tensor& coeffs_in, double c, double tau) {
+  using hyphc::kCoeffs;
+  check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
+  check_hyphc_grad(grad_in, points_in, triplets_in);
+  check_hyphc_coeffs(coeffs_in, triplets_in);
+  const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous();
+  const at::Tensor coeffs = coeffs_in.contiguous();
+  const int64_t T = triplets.size(0), P = points.size(0), D = points.size(1);
+  ThreadGradients parts(P, D, points.options());
+  at::Tensor grad_points = at::empty({P, D}, points.options());
+  at::Tensor grad_sims = empty_large({T, 3}, points.options());
+  std::atomic<bool> bad{false};
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_backward_from_coeffs_cpu", [&] {
+    const scalar_t* pts = points.data_ptr<scalar_t>();
+    const int64_t* tri = triplets.data_ptr<int64_t>();
+    const double* cp = coeffs.data_ptr<double>();
+    const scalar_t* gp = grad_in.data_ptr<scalar_t>();  // read with its stride (the mean's is expanded)
+    const int64_t g_stride = grad_in.stride(0);
+    scalar_t* gsp = grad_sims.data_ptr<scalar_t>();
+    at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
+      auto [acc, diag] = parts.mine();
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t* idx = tri + 3 * t;
+        if (static_cast<uint64_t>(idx[0]) >= static_cast<uint64_t>(P) ||
+            static_cast<uint64_t>(idx[1]) >= static_cast<uint64_t>(P) ||
+            static_cast<uint64_t>(idx[2]) >= static_cast<uint64_t>(P)) {
+          bad.store(true, std::memory_order_relaxed);
+          break;
+        }
+        if (t + kScatterAhead < end) prefetch_rows<1>(acc, tri, t + kScatterAhead, 1, P, D);
+        const double g = static_cast<double>(gp[t * g_stride]);
+        const double* cf = cp + t * kCoeffs;
+        for (int m = 0; m < 3; ++m) gsp[3 * t + m] = static_cast<scalar_t>(g * cf[6 + m]);
+        const double m01 = g * cf[3], m02 = g * cf[4], m12 = g * cf[5];
+        const double M[3][3] = {{g * cf[0], m01, m02}, {m01, g * cf[1], m12}, {m02, m12, g * cf[2]}};
+        add_point_grads(acc, diag, pts, idx, D, M);
+      }
+    });
+    if (!bad.load()) parts.sum_into(pts, grad_points.data_ptr<scalar_t>());
+  });
+  if (bad.load()) check_hyphc_values(points, triplets, sims_in, c);  // raises the index error
+  TORCH_CHECK(!bad.load(), "hyphc_triplet_loss_backward_from_coeffs: inconsistent input checks");
+  return {grad_points, grad_sims};
 }
 
 }  // namespace CPU_CAPABILITY

@@ -15,6 +15,12 @@ using TensorPair = std::tuple<at::Tensor, at::Tensor>;
 HYPERDML_DECLARE_CPU_KERNEL(at::Tensor, hyphc_triplet_loss_cpu,
                             (const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims, double c,
                              double tau))
+HYPERDML_DECLARE_CPU_KERNEL(TensorPair, hyphc_triplet_loss_and_coeffs_cpu,
+                            (const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims, double c,
+                             double tau))
+HYPERDML_DECLARE_CPU_KERNEL(TensorPair, hyphc_triplet_loss_backward_from_coeffs_cpu,
+                            (const at::Tensor& grad, const at::Tensor& points, const at::Tensor& triplets,
+                             const at::Tensor& sims, const at::Tensor& coeffs, double c, double tau))
 HYPERDML_DECLARE_CPU_KERNEL(TensorPair, hyphc_triplet_loss_backward_cpu,
                             (const at::Tensor& grad, const at::Tensor& points, const at::Tensor& triplets,
                              const at::Tensor& sims, double c, double tau))

@@ -2,9 +2,9 @@
 
 Usage (from a source checkout, on a quiet machine)::
 
-    python benchmarks/profile_hyphc_cpu.py [--threads 1] [--P 2000 --D 64 --T 100000] [--out FILE]
+    python benchmarks/profile_hyphc.py [--threads 1] [--P 2000 --D 64 --T 100000] [--out benchmarks/results]
 
-It writes (default ``benchmarks/results/cpu-hyphc-profile.txt``):
+It writes ``<out>/<device>-hyphc-profile.txt``:
 
 - the time of each stage, run on its own (best of ``--repeats`` calls): the forward alone, the
   forward that saves the backward coefficients, the backward from them, the whole forward+backward
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "cpu-hyphc-profile.txt"
+DEFAULT_OUT = ROOT / "benchmarks" / "results"
 
 #: Stage of a perf symbol: the first pattern that matches names it.
 STAGES = [
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
     parser.add_argument("--T", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=30, help="calls per stage; the best is kept")
     parser.add_argument("--perf-seconds", type=float, default=10.0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of the profile file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     shape = {"P": args.P, "D": args.D, "T": args.T}
@@ -140,7 +140,7 @@ def main(argv=None) -> None:
     lines = [
         f"hyphc_triplet_loss CPU profile: P={args.P}, D={args.D}, T={args.T}, float32, c=1, tau=0.05, "
         f"{args.threads} thread(s), CPU kernels {info['cpu_capability']}, torch {torch.__version__}",
-        f"command: python benchmarks/profile_hyphc_cpu.py --threads {args.threads} --P {args.P} --D {args.D} "
+        f"command: python benchmarks/profile_hyphc.py --threads {args.threads} --P {args.P} --D {args.D} "
         f"--T {args.T}",
         "",
         f"Time per stage, best of {args.repeats} calls (ms):",
@@ -154,8 +154,10 @@ def main(argv=None) -> None:
         lines += ["", f"Share of cpu-clock samples of the forward+backward loop ({args.perf_seconds:g} s, perf record):"]
         lines += [f"  {pct:6.1f}%  {name}" for name, pct in stages]
         lines += ["", "Top symbols:"] + [f"  {t}" for t in top]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    from hyperdml.bench.results import device_key
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{device_key('cpu')}-hyphc-profile.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -38,6 +38,7 @@ struct Lanes<double> {
   static HYPERDML_HD double max(double a, double b) { return fmax(a, b); }
   static HYPERDML_HD double min(double a, double b) { return fmin(a, b); }
   static HYPERDML_HD bool both(bool a, bool b) { return a && b; }
+  static HYPERDML_HD bool either(bool a, bool b) { return a || b; }
   static HYPERDML_HD bool any(bool m) { return m; }
   static HYPERDML_HD double select(bool m, double if_true, double if_false) { return m ? if_true : if_false; }
 };
@@ -127,23 +128,27 @@ HYPERDML_HD void triplet_dot_sums(const T* zi, const T* zj, const T* zk, int64_t
 // one log per pair, no atanh, and exactly 0 for the largest depth whatever tau (its r is the
 // same two products in the other order), so the softmax sum lies in [1, 3] and nothing
 // overflows even at tau = 1e-30. The ratio is within a few ulps, so the exponent within a few
-// ulps of 1 absolutely, times k.
+// ulps of 1 absolutely, times k. The largest depth's weight is exp(0) = 1 without computing it:
+// only the other two pairs take a log and an exp (selected per lane).
 template <bool kGrad, typename V>
 HYPERDML_HD V triplet_loss(const V t[3], const V s[3], V k, V inv_sqrt_c, V inv_tau, V dl_dt[3], V dl_ds[3]) {
   using L = Lanes<V>;
   const V one(1.0);
   const V tmax = L::max(t[0], L::max(t[1], t[2]));
   const V plus_max = one + tmax, minus_max = one - tmax;
-  V p[3], plus[3], minus[3], z(0.0);
+  const auto max0 = L::both(t[0] >= t[1], t[0] >= t[2]);  // pair 0 is (one of) the deepest
+  const auto max01 = L::either(max0, t[1] >= t[2]);        // pair 0 or 1 is
+  // The two other pairs, u and v: (1, 2) when pair 0 is deepest, else (0, 2) or (0, 1).
+  const V tu = L::select(max0, t[1], t[0]), tv = L::select(max01, t[2], t[1]);
+  auto weight = [&](V tm) { return L::exp(L::log(((one + tm) * minus_max) / ((one - tm) * plus_max)) * k); };
+  const V pu = weight(tu), pv = weight(tv);
+  V p[3] = {L::select(max0, one, pu), L::select(max0, pu, L::select(max01, one, pv)), L::select(max01, pv, one)};
+  V plus[3], minus[3];
+  const V inv_z = one / (one + pu + pv);
+  V sp(0.0), ssum(0.0);
   for (int m = 0; m < 3; ++m) {
     plus[m] = one + t[m];
     minus[m] = one - t[m];
-    p[m] = L::exp(L::log((plus[m] * minus_max) / (minus[m] * plus_max)) * k);
-    z = z + p[m];
-  }
-  const V inv_z = one / z;
-  V sp(0.0), ssum(0.0);
-  for (int m = 0; m < 3; ++m) {
     p[m] = p[m] * inv_z;
     sp = sp + s[m] * p[m];
     ssum = ssum + s[m];

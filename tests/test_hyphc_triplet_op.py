@@ -436,8 +436,9 @@ def sum_grads(points, triplets, sims, c, tau, sims_grad):
 @pytest.mark.parametrize("tau", [0.05, 1.0])
 def test_sum_grads_match_reference(tau, dtype, threads):
     """The op's losses equal the plain forward's; its gradients are the reference's gradient of the
-    summed loss (float64 whatever the input), with repeated indices (7 points, 2051 triplets: on
-    two threads a chunk starts inside a lane group). sims_grad=False gives no sims gradient."""
+    summed loss (points in their dtype, sims in float64), with repeated indices (7 points, 2051
+    triplets: on two threads a chunk starts inside a lane group). sims_grad=False gives no sims
+    gradient."""
     points, triplets, sims = problem(p=7, d=6, t=2051, seed=7, dtype=dtype)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -447,7 +448,7 @@ def test_sum_grads_match_reference(tau, dtype, threads):
         _, grad_points_only, no_sims = sum_grads(points, triplets, sims, 0.5, tau, False)
     finally:
         torch.set_num_threads(before)
-    assert grad_points.dtype == grad_sims.dtype == torch.float64 and grad_sims.shape == (2051, 3)
+    assert grad_points.dtype == dtype and grad_sims.dtype == torch.float64 and grad_sims.shape == (2051, 3)
     assert no_sims.shape == (0, 3) and torch.equal(grad_points_only, grad_points)
     ones = torch.ones(2051, dtype=torch.float64)
     want_points, want_sims = hyphc_triplet_loss_backward_reference(
@@ -455,7 +456,7 @@ def test_sum_grads_match_reference(tau, dtype, threads):
     )
     rtol = 1e-10 if dtype == torch.float64 else 1e-6
     scale = want_points.abs().max()
-    torch.testing.assert_close(grad_points / scale, want_points / scale, rtol=rtol, atol=rtol)
+    torch.testing.assert_close(grad_points.double() / scale, want_points / scale, rtol=rtol, atol=rtol)
     torch.testing.assert_close(grad_sims, want_sims, rtol=1e-10, atol=1e-12)
 
 

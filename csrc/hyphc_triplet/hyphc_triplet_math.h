@@ -235,7 +235,7 @@ HYPERDML_HD void triplet_backward(const V aa[3], const V ae[3], const V ee[3], c
   point_coefficients(pg, dl_dt, c, M);
 }
 
-// What a forward that will be differentiated saves per triplet (kCoeffs values): the point
+// What a forward that sums the gradient needs per triplet (kCoeffs values): the point
 // coefficients M and dloss/ds for an incoming gradient of 1 (both are linear in it), as
 // M00 M11 M22 M01 M02 M12 (M is symmetric) ds0 ds1 ds2. Returns the loss.
 constexpr int kCoeffs = 9;

@@ -8,8 +8,8 @@ the forward again.
 
 When a gradient will be taken on the CPU, :func:`hyphc_triplet_loss` calls
 ``hyperdml::hyphc_triplet_loss_and_sum_grads`` instead, which also returns the gradients of the
-summed loss (points ``(P, D)`` and, when the similarities need one, sims ``(T, 3)``, float64) from
-the same pass. The gradient of a loss whose incoming gradient is one value (a mean's or a sum's,
+summed loss (points ``(P, D)``, summed in float64 and rounded to their dtype, and, when the
+similarities need one, sims ``(T, 3)``, float64) from the same pass. The gradient of a loss whose incoming gradient is one value (a mean's or a sum's,
 the usual case) is that times them; any other incoming gradient goes through
 ``hyperdml::hyphc_triplet_loss_backward``. Without the extension every op falls back to the
 references in :mod:`hyperdml.ops.reference`.
@@ -46,7 +46,7 @@ def _sum_grads_fallback(points, triplets, sims, c, tau, sims_grad):
     ones = torch.ones(triplets.shape[0], dtype=points.dtype, device=points.device)
     grad_points, grad_sims = hyphc_triplet_loss_backward_reference(ones, points, triplets, sims, c, tau)
     grad_sims = grad_sims.double() if sims_grad else sims.new_empty((0, 3), dtype=torch.float64)
-    return hyphc_triplet_loss_reference(points, triplets, sims, c, tau), grad_points.double(), grad_sims
+    return hyphc_triplet_loss_reference(points, triplets, sims, c, tau), grad_points, grad_sims
 
 
 _SUM_GRADS_NAME = "hyperdml::hyphc_triplet_loss_and_sum_grads"
@@ -91,7 +91,7 @@ def _sum_grads_fake(points, triplets, sims, c, tau, sims_grad):
     _checks.check_hyphc_args(points, triplets, sims, c, tau)
     return (
         points.new_empty((triplets.shape[0],)),
-        points.new_empty(points.shape, dtype=torch.float64),
+        points.new_empty(points.shape),
         points.new_empty((triplets.shape[0] if sims_grad else 0, 3), dtype=torch.float64),
     )
 
@@ -190,7 +190,7 @@ def _sum_grads_backward(ctx, grad, grad_grad_points, grad_grad_sims):
     if value is None:
         grad_points, grad_sims = _gradients(grad, points, triplets, sims, ctx.c, ctx.tau, need_points, need_sims)
         return grad_points, None, grad_sims, None, None, None
-    grad_points = (sum_grad_points * value.double()).to(points.dtype) if need_points else None
+    grad_points = sum_grad_points * value if need_points else None
     grad_sims = (sum_grad_sims * grad.double()[:, None]).to(sims.dtype) if need_sims else None
     return grad_points, None, grad_sims, None, None, None
 

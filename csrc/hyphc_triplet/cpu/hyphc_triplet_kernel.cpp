@@ -11,9 +11,11 @@
 // of the next group are prefetched while a group is computed (the rows are random: waiting for
 // them bounded both kernels).
 //
-// The backward accumulates point gradients in one float64 buffer per thread, summed at the end,
-// so no (T, 3, D) gather or scatter tensor exists; each point's coefficient on its own row is
-// summed as a scalar and applied once at the end. The incoming gradient is read with its stride.
+// Gradients (the backward, and the forward that sums the gradient of the summed loss when a
+// gradient will be taken) are added into gradient rows per thread (ThreadGradients), summed at
+// the end, so no (T, 3, D) gather or scatter tensor exists; each point's coefficient on its own
+// row is summed as a float64 scalar and applied once at the end. The backward reads the incoming
+// gradient with its stride.
 // Index range and finite sims are checked while the triplets are read. Compiled once per
 // instruction set (cpu_dispatch.h).
 #include <ATen/ATen.h>
@@ -364,9 +366,10 @@ class ThreadGradients {
     }
   }
 
-  // out[p] = (sum over the threads of their rows[p] and total[p]) + (sum of diag[p]) z_p, in float64.
-  template <typename T, typename O>
-  void sum_into(const T* pts, O* out) const {
+  // out[p] = (sum over the threads of their rows[p] and total[p]) + (sum of diag[p]) z_p, summed
+  // in float64 and rounded once to T.
+  template <typename T>
+  void sum_into(const T* pts, T* out) const {
     std::vector<const Buffers*> used;
     for (int k = 0; k < threads_; ++k)
       if (used_[k]) used.push_back(&mine_[k]);
@@ -375,14 +378,14 @@ class ThreadGradients {
         double own = 0;
         for (const Buffers* b : used) own += b->diag[p];
         const T* z = pts + p * D_;
-        O* o = out + p * D_;
+        T* o = out + p * D_;
         for (int64_t d = 0; d < D_; ++d) {
           double v = own * static_cast<double>(z[d]);
           for (const Buffers* b : used) {
             v += static_cast<double>(b->rows[p * D_ + d]);
             if (b->total != nullptr) v += b->total[p * D_ + d];
           }
-          o[d] = static_cast<O>(v);
+          o[d] = static_cast<T>(v);
         }
       }
     });
@@ -415,7 +418,7 @@ namespace {
 // What a forward pass computes besides the losses.
 enum class Extra {
   kNone,      // nothing
-  kSumGrads,  // the gradients of the summed loss: points (P, D) and, when asked, sims (T, 3), float64
+  kSumGrads,  // the gradients of the summed loss: points (P, D) and, when asked, sims (T, 3; float64)
 };
 
 struct ForwardOut {
@@ -435,7 +438,7 @@ ForwardOut forward(const at::Tensor& points_in, const at::Tensor& triplets_in, c
   ForwardOut res;
   res.loss = empty_large({T}, points.options());
   if constexpr (kExtra == Extra::kSumGrads) {
-    res.grad_points = at::empty({P, D}, f64);
+    res.grad_points = at::empty({P, D}, points.options());
     res.grad_sims = sims_grad ? empty_large({T, 3}, f64) : at::empty({0, 3}, f64);
   }
   std::atomic<bool> bad{false};
@@ -488,7 +491,7 @@ ForwardOut forward(const at::Tensor& points_in, const at::Tensor& triplets_in, c
       if (!finite) bad.store(true, std::memory_order_relaxed);
     });
     if constexpr (kExtra == Extra::kSumGrads)
-      if (!bad.load()) parts->sum_into(pts, res.grad_points.data_ptr<double>());
+      if (!bad.load()) parts->sum_into(pts, res.grad_points.data_ptr<scalar_t>());
   });
   if (bad.load()) raise_bad_values(points, triplets, sims, c);
   return res;

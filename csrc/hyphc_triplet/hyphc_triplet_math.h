@@ -60,10 +60,11 @@ HYPERDML_HD V lca_tanh(V aa, V ae, V ee, PairGradOf<V>* grad) {
   const V den = dw * dw * aa + two * wa * dw * ae + wa * wa * ee;
   const auto apart = den > zero;                    // a != b
   const auto bent = L::both(apart, num > zero);     // else a, b and the origin are collinear: t = 0
-  V t = L::select(bent, L::sqrt(num / den), zero);  // tanh(sqrt(c) delta)
+  const V inv_den = one / den;
+  V t = L::select(bent, L::sqrt(num * inv_den), zero);  // tanh(sqrt(c) delta)
   V dt_aa = zero, dt_ae = zero, dt_ee = zero;
   if constexpr (kGrad) {
-    const V dt_dnum = half / (t * den), dt_dden = V(-0.5) * t / den;
+    const V dt_dnum = half * t / num, dt_dden = V(-0.5) * t * inv_den;  // t^2 = num / den
     const V den_aa = dw * dw + dw * ae + wa * ee;
     const V den_ae = two * (wa * (dw - ae) - dw * aa);
     const V den_ee = wa * wa - dw * aa - wa * ae;
@@ -153,12 +154,18 @@ HYPERDML_HD V triplet_loss(const V t[3], const V s[3], V k, V inv_sqrt_c, V inv_
     sp = sp + s[m] * p[m];
     ssum = ssum + s[m];
   }
-  if constexpr (kGrad)
+  if constexpr (kGrad) {
+    // One division for the three 1 / ((1 - t)(1 + t)): each is the product of the other two
+    // times 1 / (all three); each factor is at least 1e-15, so nothing underflows.
+    const V q[3] = {minus[0] * plus[0], minus[1] * plus[1], minus[2] * plus[2]};
+    const V inv_q012 = one / (q[0] * q[1] * q[2]);
+    const V inv_q[3] = {q[1] * q[2] * inv_q012, q[0] * q[2] * inv_q012, q[0] * q[1] * inv_q012};
     for (int m = 0; m < 3; ++m) {
       // dloss/ddelta = p (sp - s) / tau; ddelta/dt = 1 / (sqrt(c) (1 - t)(1 + t)).
-      dl_dt[m] = inv_tau * p[m] * (sp - s[m]) * inv_sqrt_c / (minus[m] * plus[m]);
+      dl_dt[m] = inv_tau * p[m] * (sp - s[m]) * inv_sqrt_c * inv_q[m];
       dl_ds[m] = one - p[m];
     }
+  }
   return ssum - sp;
 }
 

@@ -308,6 +308,23 @@ void add_point_grads(A* acc, double* diag, const T* pts, const int64_t* idx, int
 
 namespace {
 
+// Scratch of the calling thread kept between calls (a training loop makes the same call every
+// step, and fresh pages for these buffers cost more than a short call's work): slot 0 holds
+// gradient rows, slot 1 flushed float64 rows. Buffers above kKeptBytes live in `own` for the call.
+constexpr size_t kKeptBytes = size_t(4) << 20;
+
+// n values of E at a 64-byte boundary (rows that start mid cache line make every vector access
+// touch two lines).
+template <typename E>
+E* thread_scratch(int slot, size_t n, std::vector<E>& own) {
+  constexpr size_t kPad = 64 / sizeof(E);
+  thread_local std::vector<E> kept[2];
+  std::vector<E>& v = n * sizeof(E) <= kKeptBytes ? kept[slot] : own;
+  if (v.size() < n + kPad) v.resize(n + kPad);
+  const auto address = reinterpret_cast<uintptr_t>(v.data());
+  return reinterpret_cast<E*>((address + 63) & ~uintptr_t(63));
+}
+
 // Per-thread gradient buffers, zeroed by the thread on first use, and their sum with the points'
 // own coefficients applied. Each thread adds its triplets' terms into rows in A; when A is float,
 // the rows are added into float64 rows and cleared every max(16 P, 4096)
@@ -315,23 +332,21 @@ namespace {
 // over more triplets than that (the bound in docs/reliability.md). Triplets whose terms cancel
 // (nearly equal points or a pair nearly collinear with the origin) are added in float64 directly,
 // and the points' own coefficients (diag) are scalars summed in float64.
-
 template <typename A>
 class ThreadGradients {
  public:
   static constexpr bool kTwoLevel = !std::is_same_v<A, double>;
 
   struct Buffers {
-    A* rows;
-    double* diag;
-    double* total = nullptr;  // kTwoLevel: the flushed rows, allocated at the first flush
-    int64_t pending = 0;  // triplets added to rows since the last flush
+    A* rows = nullptr;
+    double* diag = nullptr;
+    double* total = nullptr;  // kTwoLevel: the flushed rows, made at the first flush
+    int64_t pending = 0;      // triplets added to rows since the last flush
   };
 
   ThreadGradients(int64_t P, int64_t D, const at::TensorOptions& options)
       : P_(P), D_(D), flush_every_(std::max<int64_t>(16 * P, 4096)), threads_(at::get_num_threads()),
-        mine_(threads_), used_(threads_, 0), totals_(threads_),
-        rows_(empty_large({threads_, P, D}, options.dtype(c10::CppTypeToScalarType<A>::value))),
+        mine_(threads_), used_(threads_, 0), own_rows_(threads_), own_totals_(threads_),
         diag_(at::empty({threads_, P}, options.dtype(at::kDouble))) {}
 
   // The calling thread's buffers, zeroed the first time it asks.
@@ -339,7 +354,7 @@ class ThreadGradients {
     const int k = at::get_thread_num();
     Buffers& b = mine_[k];
     if (!used_[k]) {
-      b.rows = rows_.data_ptr<A>() + k * P_ * D_;
+      b.rows = thread_scratch<A>(0, P_ * D_, own_rows_[k]);
       b.diag = diag_.data_ptr<double>() + k * P_;
       std::fill(b.rows, b.rows + P_ * D_, A(0));
       std::fill(b.diag, b.diag + P_, 0.0);
@@ -353,7 +368,7 @@ class ThreadGradients {
   template <typename T>
   void add(Buffers& b, const T* pts, const int64_t* idx, const double M[3][3], bool cancels) const {
     if (kTwoLevel && cancels)
-      add_point_grads(total(b), b.diag, pts, idx, D_, M);
+      add_point_grads(total(b, false), b.diag, pts, idx, D_, M);
     else
       add_point_grads(b.rows, b.diag, pts, idx, D_, M);
   }
@@ -362,8 +377,10 @@ class ThreadGradients {
   void added(Buffers& b, int64_t n) const {
     if constexpr (kTwoLevel) {
       if ((b.pending += n) < flush_every_) return;
-      double* sum = total(b);
-      for (int64_t i = 0; i < P_ * D_; ++i) sum[i] += static_cast<double>(b.rows[i]);
+      const bool first = b.total == nullptr;
+      double* sum = total(b, true);
+      if (!first)
+        for (int64_t i = 0; i < P_ * D_; ++i) sum[i] += static_cast<double>(b.rows[i]);
       std::fill(b.rows, b.rows + P_ * D_, A(0));
       b.pending = 0;
     }
@@ -377,19 +394,22 @@ class ThreadGradients {
     for (int k = 0; k < threads_; ++k)
       if (used_[k]) used.push_back(&mine_[k]);
     at::parallel_for(0, P_, std::max<int64_t>(1, 4096 / std::max<int64_t>(D_, 1)), [&](int64_t begin, int64_t end) {
+      std::vector<double> row(D_);
       for (int64_t p = begin; p < end; ++p) {
         double own = 0;
         for (const Buffers* b : used) own += b->diag[p];
         const T* z = pts + p * D_;
-        T* o = out + p * D_;
-        for (int64_t d = 0; d < D_; ++d) {
-          double v = own * static_cast<double>(z[d]);
-          for (const Buffers* b : used) {
-            v += static_cast<double>(b->rows[p * D_ + d]);
-            if (b->total != nullptr) v += b->total[p * D_ + d];
+        for (int64_t d = 0; d < D_; ++d) row[d] = own * static_cast<double>(z[d]);
+        for (const Buffers* b : used) {
+          const A* r = b->rows + p * D_;
+          for (int64_t d = 0; d < D_; ++d) row[d] += static_cast<double>(r[d]);
+          if (b->total != nullptr) {
+            const double* s = b->total + p * D_;
+            for (int64_t d = 0; d < D_; ++d) row[d] += s[d];
           }
-          o[d] = static_cast<T>(v);
         }
+        T* o = out + p * D_;
+        for (int64_t d = 0; d < D_; ++d) o[d] = static_cast<T>(row[d]);
       }
     });
   }
@@ -399,15 +419,20 @@ class ThreadGradients {
   int threads_;
   std::vector<Buffers> mine_;
   std::vector<char> used_;
-  mutable std::vector<std::vector<double>> totals_;
-  at::Tensor rows_, diag_;
+  std::vector<std::vector<A>> own_rows_;
+  mutable std::vector<std::vector<double>> own_totals_;
+  at::Tensor diag_;
 
-  // b's float64 rows, zeroed, made the first time they are needed (short calls never need them).
-  double* total(Buffers& b) const {
+  // b's float64 rows, made the first time they are needed (short calls never need them): a copy
+  // of b.rows (from_rows: the first flush) or zeros.
+  double* total(Buffers& b, bool from_rows) const {
     if (b.total == nullptr) {
-      std::vector<double>& v = totals_[&b - mine_.data()];
-      v.assign(P_ * D_, 0.0);
-      b.total = v.data();
+      double* t = thread_scratch<double>(1, P_ * D_, own_totals_[&b - mine_.data()]);
+      if (from_rows)
+        for (int64_t i = 0; i < P_ * D_; ++i) t[i] = static_cast<double>(b.rows[i]);
+      else
+        std::fill(t, t + P_ * D_, 0.0);
+      b.total = t;
     }
     return b.total;
   }

@@ -379,9 +379,15 @@ class ThreadGradients {
       if ((b.pending += n) < flush_every_) return;
       const bool first = b.total == nullptr;
       double* sum = total(b, true);
-      if (!first)
-        for (int64_t i = 0; i < P_ * D_; ++i) sum[i] += static_cast<double>(b.rows[i]);
-      std::fill(b.rows, b.rows + P_ * D_, A(0));
+      A* rows = b.rows;
+      if (!first) {
+        for (int64_t i = 0; i < P_ * D_; ++i) {  // one pass: add and clear
+          sum[i] += static_cast<double>(rows[i]);
+          rows[i] = A(0);
+        }
+      } else {
+        std::fill(rows, rows + P_ * D_, A(0));
+      }
       b.pending = 0;
     }
   }

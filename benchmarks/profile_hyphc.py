@@ -7,10 +7,11 @@ Usage (from a source checkout, on a quiet machine)::
 It writes ``<out>/<device>-hyphc-profile.txt``:
 
 - the time of each stage, run on its own (best of ``--repeats`` calls): the forward alone, the
-  forward that saves the backward coefficients, the backward from them, the whole forward+backward
-  through autograd as ``hyperdml bench hyphc`` times it, and the compiled closed form's, in the
-  same process; and the backward again with the points' rows and gradient buffers small enough
-  for the core's L2 cache (``P = 300``), which separates its arithmetic from its cache misses;
+  forward that also sums the gradients, the recomputing backward (taken for an incoming gradient
+  that is not one value), the whole forward+backward through autograd as ``hyperdml bench hyphc``
+  times it, and the compiled closed form's, in the same process; and the summing forward again
+  with the points' rows and gradient buffers small enough for the core's L2 cache (``P = 300``),
+  which separates its arithmetic from its cache misses;
 - with ``perf`` on the PATH, the share of CPU samples of the forward+backward loop in each stage
   (``perf record -e cpu-clock`` on this process, symbols grouped by the stage they belong to) and
   the top symbols.
@@ -37,10 +38,10 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results"
 STAGES = [
     ("forward: rows and dot products (load_lanes, cross_dots, exact_pair, row_sqnorms)",
      r"load_lanes|cross_dots|exact_pair|row_sqnorms|prefetch_rows"),
-    ("forward: depths, softmax and coefficients (closed form, Sleef log/exp)",
+    ("forward: depths, softmax and gradient coefficients (closed form, Sleef log/exp)",
      r"triplet_forward|triplet_loss|lca_tanh|point_coefficients|Sleef_|forward<"),
-    ("backward: adding the coefficients times the rows into the points",
-     r"add_point_grads|backward_from_coeffs|ThreadGradients|sum_into"),
+    ("gradient: adding the coefficients times the rows into the points",
+     r"add_point_grads|ThreadGradients|sum_into"),
     ("kernel: page faults, zeroing and freeing memory", r"^\[k\]"),
     ("allocator (malloc, free, memset)", r"malloc|free|memset|memcpy|_int_"),
 ]
@@ -66,19 +67,17 @@ def stage_times(shape: dict, repeats: int) -> list[tuple[str, float]]:
     inputs = bench.make_inputs(shape, "cpu", torch.float32)
     points, triplets, sims = inputs["points"], inputs["triplets"], inputs["sims"]
     t = triplets.shape[0]
-    grad = torch.full((), 1.0 / t).expand(t)  # what .mean() passes back
-    _, coeffs = ops.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.05)
+    grad = torch.rand(t)  # a weighted sum's: not one value
     small = bench.make_inputs({**shape, "P": 300}, "cpu", torch.float32)
-    _, small_coeffs = ops.hyphc_triplet_loss_and_coeffs(small["points"], small["triplets"], small["sims"], 1.0, 0.05)
     rows = [
         ("forward alone (hyphc_triplet_loss)", lambda: ops.hyphc_triplet_loss(points, triplets, sims, 1.0, 0.05)),
-        ("forward saving the coefficients (hyphc_triplet_loss_and_coeffs)",
-         lambda: ops.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.05)),
-        ("backward from the coefficients (hyphc_triplet_loss_backward_from_coeffs)",
-         lambda: ops.hyphc_triplet_loss_backward_from_coeffs(grad, points, triplets, sims, coeffs, 1.0, 0.05)),
+        ("forward summing the gradients (hyphc_triplet_loss_and_sum_grads)",
+         lambda: ops.hyphc_triplet_loss_and_sum_grads(points, triplets, sims, 1.0, 0.05, False)),
         ("  the same with P = 300 (rows and buffers in L2)",
-         lambda: ops.hyphc_triplet_loss_backward_from_coeffs(
-             grad, small["points"], small["triplets"], small["sims"], small_coeffs, 1.0, 0.05)),
+         lambda: ops.hyphc_triplet_loss_and_sum_grads(small["points"], small["triplets"], small["sims"], 1.0, 0.05,
+                                                      False)),
+        ("recomputing backward (hyphc_triplet_loss_backward)",
+         lambda: ops.hyphc_triplet_loss_backward(grad, points, triplets, sims, 1.0, 0.05)),
         ("forward+backward through autograd (as hyperdml bench times it)",
          bench.build("hyperdml", inputs, "fwdbwd", settings)),
         ("closed form under torch.compile, forward+backward", bench.build("closed_compile", inputs, "fwdbwd", settings)),

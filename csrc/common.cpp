@@ -201,14 +201,6 @@ void check_hyphc_grad(const at::Tensor& grad, const at::Tensor& points, const at
   check_same(points, "points", grad, "grad");
 }
 
-void check_hyphc_coeffs(const at::Tensor& coeffs, const at::Tensor& triplets) {
-  TORCH_CHECK_TYPE(coeffs.scalar_type() == at::kDouble, "coeffs must be float64, got ", dtype_of(coeffs));
-  TORCH_CHECK_VALUE(coeffs.dim() == 2 && coeffs.size(0) == triplets.size(0) && coeffs.size(1) == 9,
-                    "coeffs must have shape (", num(triplets.size(0)), ", 9), got ", shape_of(coeffs));
-  TORCH_CHECK_VALUE(coeffs.device() == triplets.device(), "triplets is on ", device_str(triplets),
-                    " but coeffs is on ", device_str(coeffs));
-}
-
 void check_hyphc_values(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
                                double c) {
   check_in_ball(points, (points * points).sum(1), c, "points");

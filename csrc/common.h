@@ -52,8 +52,6 @@ extern const char* const kCdistBadDistMessage;
 void check_hyphc_inputs(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims, double c,
                         double tau, c10::DeviceType device);
 void check_hyphc_grad(const at::Tensor& grad, const at::Tensor& points, const at::Tensor& triplets);
-// coeffs of hyphc_triplet_loss_backward_from_coeffs: (T, 9) float64 on the device of the triplets.
-void check_hyphc_coeffs(const at::Tensor& coeffs, const at::Tensor& triplets);
 void check_hyphc_values(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims, double c);
 
 }  // namespace hyperdml

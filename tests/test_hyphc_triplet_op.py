@@ -9,8 +9,6 @@ from conftest import ball_points, requires_cuda
 from hyperdml.ops import hyphc_triplet_loss
 from hyperdml.ops.reference import (
     hyp_lca_depth_reference,
-    hyphc_triplet_coeffs_reference,
-    hyphc_triplet_loss_backward_from_coeffs_reference,
     hyphc_triplet_loss_backward_reference,
     hyphc_triplet_loss_reference,
 )
@@ -300,23 +298,25 @@ def pair_problem(a, b, t, seed=0):
 
 
 def assert_matches_reference(points, triplets, sims, c=1.0, tau=0.1, seed=0):
-    """Values and gradients (weighted sum) of the op against the float64 reference, with the
-    tolerances of test_values_and_gradients_match_reference (float64) and
+    """Values and gradients of the op against the float64 reference, for a weighted sum of the
+    losses (the recomputing backward) and for their mean (the gradients summed in the forward),
+    with the tolerances of test_values_and_gradients_match_reference (float64) and
     test_float32_close_to_float64 (float32, against the reference of the float32 inputs)."""
     weights = torch.rand(triplets.shape[0], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    x, s = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
-    out = hyphc_triplet_loss(x, triplets, s, c, tau)
-    gx, gs = torch.autograd.grad((out.double() * weights).sum(), (x, s))
-    xr, sr = points.double().requires_grad_(True), sims.double().requires_grad_(True)
-    ref = hyphc_triplet_loss_reference(xr, triplets, sr, c, tau)
-    rx, rs = torch.autograd.grad((ref * weights).sum(), (xr, sr))
-    if points.dtype == torch.float64:
-        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
-        torch.testing.assert_close(gx, rx, rtol=1e-8, atol=1e-10)
-        torch.testing.assert_close(gs, rs, rtol=1e-10, atol=1e-12)
-    else:
-        for got, want in ((out, ref), (gx, rx), (gs, rs)):
-            torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+    for reduce in (lambda loss: (loss.double() * weights).sum(), torch.mean):
+        x, s = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
+        out = hyphc_triplet_loss(x, triplets, s, c, tau)
+        gx, gs = torch.autograd.grad(reduce(out), (x, s))
+        xr, sr = points.double().requires_grad_(True), sims.double().requires_grad_(True)
+        ref = hyphc_triplet_loss_reference(xr, triplets, sr, c, tau)
+        rx, rs = torch.autograd.grad(reduce(ref), (xr, sr))
+        if points.dtype == torch.float64:
+            torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(gx, rx, rtol=1e-8, atol=1e-10)
+            torch.testing.assert_close(gs, rs, rtol=1e-10, atol=1e-12)
+        else:
+            for got, want in ((out, ref), (gx, rx), (gs, rs)):
+                torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -424,98 +424,121 @@ def test_kernel_finds_a_bad_value_in_any_lane(spoil, match, where, t):
         torch.set_num_threads(threads)
 
 
-# -- the coefficient-saving forward and its backward (the CPU path when a gradient is taken) --
+# -- the forward that also sums the gradients (the CPU path when a gradient is taken) --
 
 
-def test_coeffs_reference_gives_the_autograd_gradient():
-    """The coefficient reference, applied by its backward, is the gradient autograd takes of the
-    loss reference: an oracle for the kernel's coefficients that does not share their formulas."""
-    points, triplets, sims = problem(p=9, d=4, t=60, seed=5)
-    grad = torch.rand(60, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
-    coeffs = hyphc_triplet_coeffs_reference(points, triplets, sims, 0.7, 0.2)
-    got = hyphc_triplet_loss_backward_from_coeffs_reference(grad, points, triplets, coeffs)
-    x, s = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
-    want = torch.autograd.grad((hyphc_triplet_loss_reference(x, triplets, s, 0.7, 0.2) * grad).sum(), (x, s))
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-11)
+def sum_grads(points, triplets, sims, c, tau, sims_grad):
+    return torch.ops.hyperdml.hyphc_triplet_loss_and_sum_grads(points, triplets, sims, c, tau, sims_grad)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("tau", [0.05, 1.0, 1e-20])
-def test_saved_coeffs_match_reference(tau, dtype):
-    """The op's losses and coefficients against the references (of the same, widened inputs),
-    with repeated indices (p = 7 points, t = 203 triplets)."""
-    points, triplets, sims = problem(p=7, d=6, t=203, seed=7, dtype=dtype)
-    loss, coeffs = torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 0.5, tau)
-    assert loss.dtype == dtype and coeffs.dtype == torch.float64 and coeffs.shape == (203, 9)
-    assert torch.equal(loss, torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, 0.5, tau))
-    want = hyphc_triplet_coeffs_reference(points.double(), triplets, sims.double(), 0.5, tau)
-    scale = want.abs().amax(0)  # per coefficient: the tau = 1e-20 hard-max limit has exact zeros
-    torch.testing.assert_close(coeffs / scale, want / scale, rtol=1e-9, atol=1e-10)
-
-
-def test_backward_from_coeffs_matches_the_recomputing_backward():
-    """Both backward ops give the reference's gradient, for a contiguous, an expanded (stride 0)
-    and a strided incoming gradient, on two threads (chunks split lane groups)."""
-    points, triplets, sims = problem(p=30, d=7, t=2051, seed=8)
-    _, coeffs = torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.1)
-    big = torch.rand(3 * 2051, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+@pytest.mark.parametrize("tau", [0.05, 1.0])
+def test_sum_grads_match_reference(tau, dtype, threads):
+    """The op's losses equal the plain forward's; its gradients are the reference's gradient of the
+    summed loss (points in their dtype, sims in float64), with repeated indices (7 points, 2051
+    triplets: on two threads a chunk starts inside a lane group). sims_grad=False gives no sims
+    gradient."""
+    points, triplets, sims = problem(p=7, d=6, t=2051, seed=7, dtype=dtype)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        for grad in (big[:2051], torch.full((), 1 / 2051, dtype=torch.float64).expand(2051), big[::3]):
-            got = torch.ops.hyperdml.hyphc_triplet_loss_backward_from_coeffs(
-                grad, points, triplets, sims, coeffs, 1.0, 0.1
-            )
-            ref = hyphc_triplet_loss_backward_reference(grad.contiguous(), points, triplets, sims, 1.0, 0.1)
-            for g, r in zip(got, ref):
-                torch.testing.assert_close(g, r, rtol=1e-8, atol=1e-10)
+        loss, grad_points, grad_sims = sum_grads(points, triplets, sims, 0.5, tau, True)
+        assert torch.equal(loss, torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, 0.5, tau))
+        _, grad_points_only, no_sims = sum_grads(points, triplets, sims, 0.5, tau, False)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
+    assert grad_points.dtype == dtype and grad_sims.dtype == torch.float64 and grad_sims.shape == (2051, 3)
+    assert no_sims.shape == (0, 3) and torch.equal(grad_points_only, grad_points)
+    ones = torch.ones(2051, dtype=torch.float64)
+    want_points, want_sims = hyphc_triplet_loss_backward_reference(
+        ones, points.double(), triplets, sims.double(), 0.5, tau
+    )
+    rtol = 1e-10 if dtype == torch.float64 else 1e-6
+    scale = want_points.abs().max()
+    torch.testing.assert_close(grad_points.double() / scale, want_points / scale, rtol=rtol, atol=rtol)
+    torch.testing.assert_close(grad_sims, want_sims, rtol=1e-10, atol=1e-12)
 
 
-def test_opcheck_coeff_ops():
+@pytest.mark.parametrize(
+    "grad, expected",
+    [
+        (torch.full((), 0.25).expand(6), 0.25),  # a mean's or a sum's: one value, expanded
+        (torch.full((6,), 0.5), 0.5),  # the same value, stored
+        (torch.tensor([0.5, 0.5, 0.5, 0.5, 0.5, 0.25]), None),  # a weighted sum's
+        (torch.full((), float("nan")).expand(6), None),  # NaN goes through the kernel
+        (torch.full((1,), 2.0), 2.0),
+        (torch.zeros(0), None),
+    ],
+)
+def test_one_value_of_the_incoming_gradient(grad, expected):
+    from hyperdml.ops.hyphc_triplet import _one_value
+
+    value = _one_value(grad)
+    assert (value is None) if expected is None else (value.item() == expected)
+
+
+@pytest.mark.parametrize(
+    "reduce",
+    [torch.mean, torch.sum, lambda loss: 3 * loss.sum(), lambda loss: (loss * torch.linspace(0, 1, len(loss))).sum()],
+    ids=["mean", "sum", "scaled-sum", "weighted"],
+)
+def test_reductions_give_the_reference_gradient(reduce):
+    """Whatever reduces the losses (one value per triplet or not), points and sims get the
+    reference's gradients, also through a second backward of the same graph."""
+    points, triplets, sims = problem(p=20, d=5, t=300, seed=11)
+    x, s = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
+    xr, sr = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
+    out = reduce(hyphc_triplet_loss(x, triplets, s, 0.8, 0.1))
+    ref = reduce(hyphc_triplet_loss_reference(xr, triplets, sr, 0.8, 0.1))
+    want = torch.autograd.grad(ref, (xr, sr))
+    for _ in range(2):
+        got = torch.autograd.grad(out, (x, s), retain_graph=True)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=1e-8, atol=1e-10)
+
+
+def test_float32_sums_are_flushed_into_float64():
+    """Float32 inputs: each float32 gradient row sums at most max(16 P, 4096) triplets before it
+    is added into float64. 3 points and 200 000 copies of one triplet (no pair near the switch to
+    exact differences) is the worst case: every term is the same, and one float32 running sum
+    over all of them is off by 7.8e-4 relative here; flushed, by 4.1e-5, within the bound
+    4096 2^-24 = 2.4e-4."""
+    points, triplets, sims = problem(p=3, d=8, t=1, seed=13, dtype=torch.float32)
+    triplets = torch.tensor([[0, 1, 2]]).expand(200_000, 3).contiguous()
+    sims = sims.expand(200_000, 3).contiguous()
+    _, grad_points, _ = sum_grads(points, triplets, sims, 1.0, 0.1, False)
+    ones = torch.ones(200_000, dtype=torch.float64)
+    want, _ = hyphc_triplet_loss_backward_reference(ones, points.double(), triplets, sims.double(), 1.0, 0.1)
+    relative = ((grad_points - want).abs().max() / want.abs().max()).item()
+    assert 1e-9 < relative <= 4096 * 2.0**-24, relative  # above 1e-9: summed in float32, not float64
+
+
+def test_opcheck_sum_grads():
     points, triplets, sims = problem(p=8, d=4, t=30)
-    ops = torch.ops.hyperdml
-    torch.library.opcheck(ops.hyphc_triplet_loss_and_coeffs.default, (points, triplets, sims, 1.0, 0.1))
+    op = torch.ops.hyperdml.hyphc_triplet_loss_and_sum_grads.default
+    torch.library.opcheck(op, (points, triplets, sims, 1.0, 0.1, False))
+    torch.library.opcheck(op, (points, triplets, sims, 1.0, 0.1, True))
     torch.library.opcheck(
-        ops.hyphc_triplet_loss_and_coeffs.default,
-        (points.clone().requires_grad_(), triplets, sims.clone().requires_grad_(), 0.5, 0.2),
-    )
-    _, coeffs = ops.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.1)
-    grad = torch.rand(triplets.shape[0], dtype=torch.float64)
-    torch.library.opcheck(
-        ops.hyphc_triplet_loss_backward_from_coeffs.default, (grad, points, triplets, sims, coeffs, 1.0, 0.1)
-    )
-    torch.library.opcheck(
-        ops.hyphc_triplet_loss_backward_from_coeffs.default,
-        (grad.clone().requires_grad_(), points.clone().requires_grad_(), triplets, sims.clone().requires_grad_(),
-         coeffs, 1.0, 0.1),
+        op, (points.clone().requires_grad_(), triplets, sims.clone().requires_grad_(), 0.5, 0.2, True)
     )
 
 
-def test_backward_from_coeffs_checks_indices_and_coeffs():
-    """Indices are checked by the kernel while it adds (no write out of bounds), and coeffs must be
-    (T, 9) float64."""
+def test_sum_grads_checks_indices_in_any_lane():
+    """Indices are checked by the kernel while it adds (no write out of bounds)."""
     points, triplets, sims = problem(p=12, t=2051)
-    _, coeffs = torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.1)
-    grad = torch.ones(2051, dtype=torch.float64)
-    op = torch.ops.hyperdml.hyphc_triplet_loss_backward_from_coeffs
     for where in (0, 1030, 2050):
         bad = triplets.clone()
         bad[where, 1] = 12
         with pytest.raises(ValueError, match="out of range"):
-            op(grad, points, bad, sims, coeffs, 1.0, 0.1)
-    with pytest.raises(TypeError, match="coeffs must be float64"):
-        op(grad, points, triplets, sims, coeffs.float(), 1.0, 0.1)
-    with pytest.raises(ValueError, match=r"coeffs must have shape \(2051, 9\)"):
-        op(grad, points, triplets, sims, coeffs[:, :8], 1.0, 0.1)
+            sum_grads(points, bad, sims, 1.0, 0.1, True)
 
 
 def test_large_outputs_match_reference():
-    """Outputs of 2 MB and more (the coefficients from T = 29 128) are allocated in huge pages on
-    Linux: the same values and gradients, and tensors that behave like any other."""
-    points, triplets, sims = problem(p=50, d=4, t=40_000, seed=10)
+    """Outputs of 2 MB and more (the losses from T = 524 288 in float32, the sims gradient in
+    float64 from T = 87 382) are allocated in huge pages on Linux: the same values and
+    gradients, and tensors that behave like any other."""
+    points, triplets, sims = problem(p=50, d=4, t=90_000, seed=10)
     x, s = points.clone().requires_grad_(True), sims.clone().requires_grad_(True)
     out = hyphc_triplet_loss(x, triplets, s, 1.0, 0.1)
     gx, gs = torch.autograd.grad(out.sum(), (x, s))
@@ -525,5 +548,5 @@ def test_large_outputs_match_reference():
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(gx, rx, rtol=1e-8, atol=1e-9)
     torch.testing.assert_close(gs, rs, rtol=1e-10, atol=1e-12)
-    _, coeffs = torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, 1.0, 0.1)
-    assert coeffs.is_contiguous() and coeffs.clone().equal(coeffs) and torch.isfinite(coeffs).all()
+    _, _, grad_sims = sum_grads(points, triplets, sims, 1.0, 0.1, True)
+    assert grad_sims.is_contiguous() and grad_sims.clone().equal(grad_sims) and torch.isfinite(grad_sims).all()

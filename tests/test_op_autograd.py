@@ -145,9 +145,9 @@ def test_compiled_backward_uses_the_fused_backward_ops(device):
     f = torch.compile(lambda p, s: hyphc_triplet_loss(p, triplets, s, c, 0.3).sum(), fullgraph=True, backend=backend)
     f(points, sims).backward()
     assert "hyperdml.poincare_cdist_backward.default" in graphs[0]
-    # On the CPU the forward saves the backward coefficients and the backward only applies them.
-    fused = "backward_from_coeffs" if torch.device(device).type == "cpu" else "backward"
-    assert f"hyperdml.hyphc_triplet_loss_{fused}.default" in graphs[1]
+    # Compiled, the backward is the recomputing kernel (whether the incoming gradient is one value
+    # depends on the data, which a compiled graph cannot branch on).
+    assert "hyperdml.hyphc_triplet_loss_backward.default" in graphs[1]
     assert not any("sinh" in t or "atanh" in t for g in graphs for t in g)
 
 

@@ -26,7 +26,6 @@ P = ball_points(6, 3, 1.0, max_frac=0.5, seed=42)
 T = torch.randint(0, 6, (8, 3), generator=torch.Generator().manual_seed(43))
 S = torch.rand(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(44))
 G = torch.rand(8, dtype=torch.float64, generator=torch.Generator().manual_seed(45))
-C = torch.rand(8, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(46))
 
 #: metadata errors (no data needed): the fake kernels must raise exactly what the kernels raise
 METADATA_CASES = {
@@ -50,10 +49,9 @@ METADATA_CASES = {
     "hyphc c below min": lambda: ops.hyphc_triplet_loss(P, T, S, MIN_CURVATURE / 10, 0.1),
     "hyphc backward grad": lambda: ops.hyphc_triplet_loss_backward(G[:3], P, T, S, 1.0, 0.1),
     "hyphc backward grad dtype": lambda: ops.hyphc_triplet_loss_backward(G.float(), P, T, S, 1.0, 0.1),
-    "hyphc with coeffs sims shape": lambda: ops.hyphc_triplet_loss_and_coeffs(P, T, S[:5], 1.0, 0.1),
-    "hyphc from coeffs dtype": lambda: ops.hyphc_triplet_loss_backward_from_coeffs(G, P, T, S, C.float(), 1.0, 0.1),
-    "hyphc from coeffs shape": lambda: ops.hyphc_triplet_loss_backward_from_coeffs(G, P, T, S, C[:3], 1.0, 0.1),
-    "hyphc from coeffs grad": lambda: ops.hyphc_triplet_loss_backward_from_coeffs(G[:3], P, T, S, C, 1.0, 0.1),
+    "hyphc sum grads sims shape": lambda: ops.hyphc_triplet_loss_and_sum_grads(P, T, S[:5], 1.0, 0.1, True),
+    "hyphc sum grads sims dtype": lambda: ops.hyphc_triplet_loss_and_sum_grads(P, T, S.float(), 1.0, 0.1, False),
+    "hyphc sum grads tau": lambda: ops.hyphc_triplet_loss_and_sum_grads(P, T, S, 1.0, MIN_TEMPERATURE / 10, True),
 }
 
 

@@ -10,11 +10,9 @@ TORCH_LIBRARY_FRAGMENT(hyperdml, m) {
   m.def(
       "hyphc_triplet_loss_backward(Tensor grad, Tensor points, Tensor triplets, Tensor sims, float c, "
       "float tau) -> (Tensor, Tensor)");
-  m.def("hyphc_triplet_loss_and_coeffs(Tensor points, Tensor triplets, Tensor sims, float c, float tau) -> "
-        "(Tensor, Tensor)");
   m.def(
-      "hyphc_triplet_loss_backward_from_coeffs(Tensor grad, Tensor points, Tensor triplets, Tensor sims, "
-      "Tensor coeffs, float c, float tau) -> (Tensor, Tensor)");
+      "hyphc_triplet_loss_and_sum_grads(Tensor points, Tensor triplets, Tensor sims, float c, float tau, "
+      "bool sims_grad) -> (Tensor, Tensor, Tensor)");
 }
 
 namespace hyperdml {
@@ -31,16 +29,10 @@ TensorPair hyphc_triplet_loss_backward_cpu_dispatch(const at::Tensor& grad, cons
   return HYPERDML_CPU_KERNEL(hyphc_triplet_loss_backward_cpu)(grad, points, triplets, sims, c, tau);
 }
 
-TensorPair hyphc_triplet_loss_and_coeffs_cpu_dispatch(const at::Tensor& points, const at::Tensor& triplets,
-                                                      const at::Tensor& sims, double c, double tau) {
-  return HYPERDML_CPU_KERNEL(hyphc_triplet_loss_and_coeffs_cpu)(points, triplets, sims, c, tau);
-}
-
-TensorPair hyphc_triplet_loss_backward_from_coeffs_cpu_dispatch(const at::Tensor& grad, const at::Tensor& points,
-                                                                const at::Tensor& triplets, const at::Tensor& sims,
-                                                                const at::Tensor& coeffs, double c, double tau) {
-  return HYPERDML_CPU_KERNEL(hyphc_triplet_loss_backward_from_coeffs_cpu)(grad, points, triplets, sims, coeffs, c,
-                                                                          tau);
+TensorTriple hyphc_triplet_loss_and_sum_grads_cpu_dispatch(const at::Tensor& points, const at::Tensor& triplets,
+                                                           const at::Tensor& sims, double c, double tau,
+                                                           bool sims_grad) {
+  return HYPERDML_CPU_KERNEL(hyphc_triplet_loss_and_sum_grads_cpu)(points, triplets, sims, c, tau, sims_grad);
 }
 
 }  // namespace
@@ -49,6 +41,5 @@ TensorPair hyphc_triplet_loss_backward_from_coeffs_cpu_dispatch(const at::Tensor
 TORCH_LIBRARY_IMPL(hyperdml, CPU, m) {
   m.impl("hyphc_triplet_loss", &hyperdml::hyphc_triplet_loss_cpu_dispatch);
   m.impl("hyphc_triplet_loss_backward", &hyperdml::hyphc_triplet_loss_backward_cpu_dispatch);
-  m.impl("hyphc_triplet_loss_and_coeffs", &hyperdml::hyphc_triplet_loss_and_coeffs_cpu_dispatch);
-  m.impl("hyphc_triplet_loss_backward_from_coeffs", &hyperdml::hyphc_triplet_loss_backward_from_coeffs_cpu_dispatch);
+  m.impl("hyphc_triplet_loss_and_sum_grads", &hyperdml::hyphc_triplet_loss_and_sum_grads_cpu_dispatch);
 }

@@ -38,6 +38,7 @@ struct Lanes<double> {
   static HYPERDML_HD double max(double a, double b) { return fmax(a, b); }
   static HYPERDML_HD double min(double a, double b) { return fmin(a, b); }
   static HYPERDML_HD bool both(bool a, bool b) { return a && b; }
+  static HYPERDML_HD bool either(bool a, bool b) { return a || b; }
   static HYPERDML_HD bool any(bool m) { return m; }
   static HYPERDML_HD double select(bool m, double if_true, double if_false) { return m ? if_true : if_false; }
 };
@@ -59,10 +60,11 @@ HYPERDML_HD V lca_tanh(V aa, V ae, V ee, PairGradOf<V>* grad) {
   const V den = dw * dw * aa + two * wa * dw * ae + wa * wa * ee;
   const auto apart = den > zero;                    // a != b
   const auto bent = L::both(apart, num > zero);     // else a, b and the origin are collinear: t = 0
-  V t = L::select(bent, L::sqrt(num / den), zero);  // tanh(sqrt(c) delta)
+  const V inv_den = one / den;
+  V t = L::select(bent, L::sqrt(num * inv_den), zero);  // tanh(sqrt(c) delta)
   V dt_aa = zero, dt_ae = zero, dt_ee = zero;
   if constexpr (kGrad) {
-    const V dt_dnum = half / (t * den), dt_dden = V(-0.5) * t / den;
+    const V dt_dnum = half * t / num, dt_dden = V(-0.5) * t * inv_den;  // t^2 = num / den
     const V den_aa = dw * dw + dw * ae + wa * ee;
     const V den_ae = two * (wa * (dw - ae) - dw * aa);
     const V den_ee = wa * wa - dw * aa - wa * ae;
@@ -127,33 +129,43 @@ HYPERDML_HD void triplet_dot_sums(const T* zi, const T* zj, const T* zk, int64_t
 // one log per pair, no atanh, and exactly 0 for the largest depth whatever tau (its r is the
 // same two products in the other order), so the softmax sum lies in [1, 3] and nothing
 // overflows even at tau = 1e-30. The ratio is within a few ulps, so the exponent within a few
-// ulps of 1 absolutely, times k.
+// ulps of 1 absolutely, times k. The largest depth's weight is exp(0) = 1 without computing it:
+// only the other two pairs take a log and an exp (selected per lane).
 template <bool kGrad, typename V>
 HYPERDML_HD V triplet_loss(const V t[3], const V s[3], V k, V inv_sqrt_c, V inv_tau, V dl_dt[3], V dl_ds[3]) {
   using L = Lanes<V>;
   const V one(1.0);
   const V tmax = L::max(t[0], L::max(t[1], t[2]));
   const V plus_max = one + tmax, minus_max = one - tmax;
-  V p[3], plus[3], minus[3], z(0.0);
+  const auto max0 = L::both(t[0] >= t[1], t[0] >= t[2]);  // pair 0 is (one of) the deepest
+  const auto max01 = L::either(max0, t[1] >= t[2]);        // pair 0 or 1 is
+  // The two other pairs, u and v: (1, 2) when pair 0 is deepest, else (0, 2) or (0, 1).
+  const V tu = L::select(max0, t[1], t[0]), tv = L::select(max01, t[2], t[1]);
+  auto weight = [&](V tm) { return L::exp(L::log(((one + tm) * minus_max) / ((one - tm) * plus_max)) * k); };
+  const V pu = weight(tu), pv = weight(tv);
+  V p[3] = {L::select(max0, one, pu), L::select(max0, pu, L::select(max01, one, pv)), L::select(max01, pv, one)};
+  V plus[3], minus[3];
+  const V inv_z = one / (one + pu + pv);
+  V sp(0.0), ssum(0.0);
   for (int m = 0; m < 3; ++m) {
     plus[m] = one + t[m];
     minus[m] = one - t[m];
-    p[m] = L::exp(L::log((plus[m] * minus_max) / (minus[m] * plus_max)) * k);
-    z = z + p[m];
-  }
-  const V inv_z = one / z;
-  V sp(0.0), ssum(0.0);
-  for (int m = 0; m < 3; ++m) {
     p[m] = p[m] * inv_z;
     sp = sp + s[m] * p[m];
     ssum = ssum + s[m];
   }
-  if constexpr (kGrad)
+  if constexpr (kGrad) {
+    // One division for the three 1 / ((1 - t)(1 + t)): each is the product of the other two
+    // times 1 / (all three); each factor is at least 1e-15, so nothing underflows.
+    const V q[3] = {minus[0] * plus[0], minus[1] * plus[1], minus[2] * plus[2]};
+    const V inv_q012 = one / (q[0] * q[1] * q[2]);
+    const V inv_q[3] = {q[1] * q[2] * inv_q012, q[0] * q[2] * inv_q012, q[0] * q[1] * inv_q012};
     for (int m = 0; m < 3; ++m) {
       // dloss/ddelta = p (sp - s) / tau; ddelta/dt = 1 / (sqrt(c) (1 - t)(1 + t)).
-      dl_dt[m] = inv_tau * p[m] * (sp - s[m]) * inv_sqrt_c / (minus[m] * plus[m]);
+      dl_dt[m] = inv_tau * p[m] * (sp - s[m]) * inv_sqrt_c * inv_q[m];
       dl_ds[m] = one - p[m];
     }
+  }
   return ssum - sp;
 }
 
@@ -230,7 +242,7 @@ HYPERDML_HD void triplet_backward(const V aa[3], const V ae[3], const V ee[3], c
   point_coefficients(pg, dl_dt, c, M);
 }
 
-// What a forward that will be differentiated saves per triplet (kCoeffs values): the point
+// What a forward that sums the gradient needs per triplet (kCoeffs values): the point
 // coefficients M and dloss/ds for an incoming gradient of 1 (both are linear in it), as
 // M00 M11 M22 M01 M02 M12 (M is symmetric) ds0 ds1 ds2. Returns the loss.
 constexpr int kCoeffs = 9;

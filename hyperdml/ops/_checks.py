@@ -185,16 +185,6 @@ def check_hyphc_grad(grad, points, triplets) -> None:
     _op_same(points, "points", grad, "grad")
 
 
-def check_hyphc_coeffs(coeffs, triplets) -> None:
-    """``coeffs`` of ``hyperdml::hyphc_triplet_loss_backward_from_coeffs``: ``(T, 9)`` float64."""
-    if coeffs.dtype != torch.float64:
-        raise TypeError(f"coeffs must be float64, got {_dtype(coeffs)}")
-    if coeffs.dim() != 2 or coeffs.shape[0] != triplets.shape[0] or coeffs.shape[1] != 9:
-        raise ValueError(f"coeffs must have shape ({triplets.shape[0]}, 9), got {_shape(coeffs)}")
-    if coeffs.device != triplets.device:
-        raise ValueError(f"triplets is on {triplets.device} but coeffs is on {coeffs.device}")
-
-
 def check_hyphc_values(points, triplets, sims, c: float) -> None:
     """Points in the ball, finite sims, indices in ``[0, P)`` (data-dependent)."""
     check_in_ball(points, c, "points")

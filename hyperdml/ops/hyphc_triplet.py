@@ -7,11 +7,12 @@ softmax and the loss in one pass, and scatter the gradient into the points witho
 the forward again.
 
 When a gradient will be taken on the CPU, :func:`hyphc_triplet_loss` calls
-``hyperdml::hyphc_triplet_loss_and_coeffs`` instead, which also returns nine float64 backward
-coefficients per triplet (72 bytes: 72 MB at T = 10⁶), and its backward
-``hyperdml::hyphc_triplet_loss_backward_from_coeffs`` only scales them by the incoming gradient
-and adds them into the points. Without the extension every op falls back to the references in
-:mod:`hyperdml.ops.reference`.
+``hyperdml::hyphc_triplet_loss_and_sum_grads`` instead, which also returns the gradients of the
+summed loss (points ``(P, D)``, summed in float64 and rounded to their dtype, and, when the
+similarities need one, sims ``(T, 3)``, float64) from the same pass. The gradient of a loss whose incoming gradient is one value (a mean's or a sum's,
+the usual case) is that times them; any other incoming gradient goes through
+``hyperdml::hyphc_triplet_loss_backward``. Without the extension every op falls back to the
+references in :mod:`hyperdml.ops.reference`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import torch
 from hyperdml._extension import HAS_EXTENSION, has_kernel
 from hyperdml.ops import _checks, _library
 from hyperdml.ops.reference import (
-    hyphc_triplet_coeffs_reference,
-    hyphc_triplet_loss_backward_from_coeffs_reference,
     hyphc_triplet_loss_backward_reference,
     hyphc_triplet_loss_reference,
 )
@@ -41,27 +40,19 @@ def _backward_fallback(grad, points, triplets, sims, c, tau):
     return hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, c, tau)
 
 
-def _with_coeffs_fallback(points, triplets, sims, c, tau):
+def _sum_grads_fallback(points, triplets, sims, c, tau, sims_grad):
     _checks.check_hyphc_args(points, triplets, sims, c, tau)
     _checks.check_hyphc_values(points, triplets, sims, c)
-    return (
-        hyphc_triplet_loss_reference(points, triplets, sims, c, tau),
-        hyphc_triplet_coeffs_reference(points, triplets, sims, c, tau),
-    )
+    ones = torch.ones(triplets.shape[0], dtype=points.dtype, device=points.device)
+    grad_points, grad_sims = hyphc_triplet_loss_backward_reference(ones, points, triplets, sims, c, tau)
+    grad_sims = grad_sims.double() if sims_grad else sims.new_empty((0, 3), dtype=torch.float64)
+    return hyphc_triplet_loss_reference(points, triplets, sims, c, tau), grad_points, grad_sims
 
 
-def _from_coeffs_fallback(grad, points, triplets, sims, coeffs, c, tau):
-    _checks.check_hyphc_args(points, triplets, sims, c, tau)
-    _checks.check_hyphc_grad(grad, points, triplets)
-    _checks.check_hyphc_coeffs(coeffs, triplets)
-    _checks.check_hyphc_values(points, triplets, sims, c)
-    return hyphc_triplet_loss_backward_from_coeffs_reference(grad, points, triplets, coeffs)
-
-
-_WITH_COEFFS_NAME = "hyperdml::hyphc_triplet_loss_and_coeffs"
-#: Devices with a compiled kernel of the coefficient-saving forward (looked up before the
-#: fallbacks fill the others in).
-_SAVING_DEVICES = {key.lower() for key in ("CPU", "CUDA") if HAS_EXTENSION and has_kernel(_WITH_COEFFS_NAME, key)}
+_SUM_GRADS_NAME = "hyperdml::hyphc_triplet_loss_and_sum_grads"
+#: Devices with a compiled kernel of the forward that also sums the gradients (looked up before
+#: the fallbacks fill the others in).
+_SUM_GRADS_DEVICES = {key.lower() for key in ("CPU", "CUDA") if HAS_EXTENSION and has_kernel(_SUM_GRADS_NAME, key)}
 
 _OP = _library.ensure_op(
     "hyphc_triplet_loss",
@@ -75,15 +66,10 @@ _BACKWARD_OP = _library.ensure_op(
 )
 
 
-_WITH_COEFFS_OP = _library.ensure_op(
-    "hyphc_triplet_loss_and_coeffs",
-    "(Tensor points, Tensor triplets, Tensor sims, float c, float tau) -> (Tensor, Tensor)",
-    _with_coeffs_fallback,
-)
-_FROM_COEFFS_OP = _library.ensure_op(
-    "hyphc_triplet_loss_backward_from_coeffs",
-    "(Tensor grad, Tensor points, Tensor triplets, Tensor sims, Tensor coeffs, float c, float tau) -> (Tensor, Tensor)",
-    _from_coeffs_fallback,
+_SUM_GRADS_OP = _library.ensure_op(
+    "hyphc_triplet_loss_and_sum_grads",
+    "(Tensor points, Tensor triplets, Tensor sims, float c, float tau, bool sims_grad) -> (Tensor, Tensor, Tensor)",
+    _sum_grads_fallback,
 )
 
 
@@ -100,18 +86,14 @@ def _backward_fake(grad, points, triplets, sims, c, tau):
     return points.new_empty(points.shape), sims.new_empty(sims.shape)  # contiguous, as the kernels'
 
 
-@torch.library.register_fake(_WITH_COEFFS_OP)
-def _with_coeffs_fake(points, triplets, sims, c, tau):
+@torch.library.register_fake(_SUM_GRADS_OP)
+def _sum_grads_fake(points, triplets, sims, c, tau, sims_grad):
     _checks.check_hyphc_args(points, triplets, sims, c, tau)
-    return points.new_empty((triplets.shape[0],)), points.new_empty((triplets.shape[0], 9), dtype=torch.float64)
-
-
-@torch.library.register_fake(_FROM_COEFFS_OP)
-def _from_coeffs_fake(grad, points, triplets, sims, coeffs, c, tau):
-    _checks.check_hyphc_args(points, triplets, sims, c, tau)
-    _checks.check_hyphc_grad(grad, points, triplets)
-    _checks.check_hyphc_coeffs(coeffs, triplets)
-    return points.new_empty(points.shape), sims.new_empty(sims.shape)
+    return (
+        points.new_empty((triplets.shape[0],)),
+        points.new_empty(points.shape),
+        points.new_empty((triplets.shape[0] if sims_grad else 0, 3), dtype=torch.float64),
+    )
 
 
 def _setup_context(ctx, inputs, output):
@@ -120,22 +102,26 @@ def _setup_context(ctx, inputs, output):
     ctx.c, ctx.tau = c, tau
 
 
+def _gradients(grad, points, triplets, sims, c, tau, need_points, need_sims):
+    """``(grad_points, grad_sims)`` (``None`` where not needed) for the incoming gradient ``grad``."""
+    if torch.is_grad_enabled():
+        # A graph of the gradient is being built (create_graph=True, torch.func): the closed-form
+        # gradient in plain PyTorch, whose own derivatives autograd takes exactly. Otherwise the
+        # fused kernel.
+        grad_points, grad_sims = hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, c, tau)
+    else:
+        # The kernels take the incoming gradient with its stride (the mean's is one value, expanded).
+        grad_points, grad_sims = torch.ops.hyperdml.hyphc_triplet_loss_backward(grad, points, triplets, sims, c, tau)
+    return (grad_points if need_points else None), (grad_sims if need_sims else None)
+
+
 def _backward(ctx, grad):
     points, triplets, sims = ctx.saved_tensors
     need_points, need_sims = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
     if not (need_points or need_sims):
         return None, None, None, None, None
-    if torch.is_grad_enabled():
-        # A graph of the gradient is being built (create_graph=True, torch.func): the closed-form
-        # gradient in plain PyTorch, whose own derivatives autograd takes exactly. Otherwise the
-        # fused kernel.
-        grad_points, grad_sims = hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, ctx.c, ctx.tau)
-    else:
-        # The kernels take the incoming gradient with its stride (the mean's is one value, expanded).
-        grad_points, grad_sims = torch.ops.hyperdml.hyphc_triplet_loss_backward(
-            grad, points, triplets, sims, ctx.c, ctx.tau
-        )
-    return (grad_points if need_points else None), None, (grad_sims if need_sims else None), None, None
+    grad_points, grad_sims = _gradients(grad, points, triplets, sims, ctx.c, ctx.tau, need_points, need_sims)
+    return grad_points, None, grad_sims, None, None
 
 
 def _backward_setup_context(ctx, inputs, output):
@@ -156,45 +142,62 @@ def _double_backward(ctx, grad_grad_points, grad_grad_sims):
 _library.register_op_rules(_OP, _BACKWARD_OP, _backward, _setup_context, _double_backward, _backward_setup_context)
 
 
-def _with_coeffs_setup_context(ctx, inputs, output):
-    points, triplets, sims, c, tau = inputs
-    ctx.mark_non_differentiable(output[1])
-    ctx.set_materialize_grads(False)  # no (T, 9) zeros for the coefficients' gradient
-    ctx.save_for_backward(points, triplets, sims, output[1])
+def _sum_grads_setup_context(ctx, inputs, output):
+    points, triplets, sims, c, tau, sims_grad = inputs
+    ctx.mark_non_differentiable(output[1], output[2])
+    ctx.set_materialize_grads(False)  # no zeros for the gradients' gradients
+    ctx.save_for_backward(points, triplets, sims, output[1], output[2])
     ctx.c, ctx.tau = c, tau
 
 
-def _with_coeffs_backward(ctx, grad, grad_coeffs):
-    """As :func:`_backward`, from the saved coefficients (the coefficients get no gradient)."""
-    points, triplets, sims, coeffs = ctx.saved_tensors
+def _traced(t: torch.Tensor) -> bool:
+    """Whether ``t`` is being traced or transformed (compile, export, AOT, fake, functional,
+    ``torch.func``), where a branch on its values is not allowed."""
+    from torch.fx.experimental.proxy_tensor import get_proxy_mode
+
+    return (
+        torch.compiler.is_compiling()
+        or type(t) is not torch.Tensor
+        or torch._C._functorch.is_functionaltensor(t)
+        or torch._C._functorch.is_functorch_wrapped_tensor(t)
+        or get_proxy_mode() is not None
+    )
+
+
+def _one_value(grad: torch.Tensor) -> torch.Tensor | None:
+    """The value of an incoming gradient ``(T,)`` whose entries are all one finite number (a mean's
+    or a sum's), else ``None``. Never while traced (``torch.compile``) or transformed
+    (``torch.func``): that test depends on the data."""
+    if grad.numel() == 0 or _traced(grad):
+        return None
+    if grad.stride(0) == 0 or grad.numel() == 1:
+        value = grad[0]
+    else:
+        value, largest = torch.aminmax(grad)  # one pass; NaN makes both NaN, and NaN != NaN
+        if not bool(value == largest):
+            return None
+    return value if bool(torch.isfinite(value)) else None
+
+
+def _sum_grads_backward(ctx, grad, grad_grad_points, grad_grad_sims):
+    """The gradients from those of the summed loss when the incoming gradient is one value, else
+    from :func:`_backward`'s kernel (the summed gradients get no gradient of their own)."""
+    points, triplets, sims, sum_grad_points, sum_grad_sims = ctx.saved_tensors
     need_points, need_sims = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
     if grad is None or not (need_points or need_sims):
-        return None, None, None, None, None
-    if torch.is_grad_enabled():  # a graph of the gradient: see _backward
-        grad_points, grad_sims = hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, ctx.c, ctx.tau)
-    else:
-        grad_points, grad_sims = torch.ops.hyperdml.hyphc_triplet_loss_backward_from_coeffs(
-            grad, points, triplets, sims, coeffs, ctx.c, ctx.tau
-        )
-    return (grad_points if need_points else None), None, (grad_sims if need_sims else None), None, None
+        return None, None, None, None, None, None
+    value = None if torch.is_grad_enabled() else _one_value(grad)
+    if value is None:
+        grad_points, grad_sims = _gradients(grad, points, triplets, sims, ctx.c, ctx.tau, need_points, need_sims)
+        return grad_points, None, grad_sims, None, None, None
+    grad_points = sum_grad_points * value if need_points else None
+    grad_sims = (sum_grad_sims * grad.double()[:, None]).to(sims.dtype) if need_sims else None
+    return grad_points, None, grad_sims, None, None, None
 
 
-def _from_coeffs_setup_context(ctx, inputs, output):
-    grad, points, triplets, sims, coeffs, c, tau = inputs
-    ctx.save_for_backward(grad, points, triplets, sims)
-    ctx.c, ctx.tau = c, tau
-
-
-def _from_coeffs_double_backward(ctx, grad_grad_points, grad_grad_sims):
-    """Derivatives of the backward from coefficients: those of the backward it equals (the
-    coefficients are a function of the other inputs, and get no gradient of their own)."""
-    return (*_double_backward(ctx, grad_grad_points, grad_grad_sims)[:4], None, None, None)
-
-
-_library.register_op_rules(
-    _WITH_COEFFS_OP, _FROM_COEFFS_OP, _with_coeffs_backward, _with_coeffs_setup_context,
-    _from_coeffs_double_backward, _from_coeffs_setup_context,
-)
+torch.library.register_autograd(_SUM_GRADS_OP, _sum_grads_backward, setup_context=_sum_grads_setup_context)
+_library.float32_under_autocast(_SUM_GRADS_OP)
+_library.vmap_by_loop(_SUM_GRADS_OP)
 
 
 class _HypHCTripletLoss(torch.autograd.Function):
@@ -210,17 +213,17 @@ class _HypHCTripletLoss(torch.autograd.Function):
     backward = staticmethod(_backward)
 
 
-class _HypHCTripletLossSaving(torch.autograd.Function):
-    """The same, through the forward that saves the backward coefficients; returns (loss, coeffs)."""
+class _HypHCTripletLossSumGrads(torch.autograd.Function):
+    """The same, through the forward that also sums the gradients; returns (loss, their gradients)."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(points, triplets, sims, c, tau):
-        return torch.ops.hyperdml.hyphc_triplet_loss_and_coeffs(points, triplets, sims, c, tau)
+    def forward(points, triplets, sims, c, tau, sims_grad):
+        return torch.ops.hyperdml.hyphc_triplet_loss_and_sum_grads(points, triplets, sims, c, tau, sims_grad)
 
-    setup_context = staticmethod(_with_coeffs_setup_context)
-    backward = staticmethod(_with_coeffs_backward)
+    setup_context = staticmethod(_sum_grads_setup_context)
+    backward = staticmethod(_sum_grads_backward)
 
 
 def hyphc_triplet_loss(
@@ -247,9 +250,10 @@ def hyphc_triplet_loss(
         ``δ(a∨b)`` the distance from the origin to the geodesic through a and b. At ``c = 1`` this
         is HypHC's ``HypHC.loss`` per triplet, before its mean. Differentiable in ``points`` and
         ``sims``, to any order (``create_graph=True``, ``torch.func``). First derivatives use the
-        fused kernel (on the CPU, the forward then also keeps nine float64 coefficients per
-        triplet, ``72·T`` bytes, so the backward need not compute it again); when a graph of the
-        gradient is built, the closed-form gradient in plain PyTorch (``(T, 3, D)`` temporaries).
+        fused kernel (on the CPU, the forward then also sums the gradient for an incoming gradient
+        of ones in the same pass, so the backward of a mean or a sum of the losses only scales
+        it); when a graph of the gradient is built, the closed-form gradient in plain PyTorch
+        (``(T, 3, D)`` temporaries).
 
     Raises:
         TypeError / ValueError naming the problem: shapes, dtypes, devices, ``c`` or ``tau`` out
@@ -271,7 +275,8 @@ def hyphc_triplet_loss(
     if triplets.device != points.device:
         raise ValueError(f"points is on {points.device} but triplets is on {triplets.device}")
     if torch.is_grad_enabled() and (points.requires_grad or sims.requires_grad):  # also under torch.func.grad
-        if points.device.type in _SAVING_DEVICES:
-            return _HypHCTripletLossSaving.apply(points, triplets, sims, c, tau)[0]
+        # Compiled graphs take the plain op: their backward cannot branch on the incoming gradient.
+        if points.device.type in _SUM_GRADS_DEVICES and not torch.compiler.is_compiling():
+            return _HypHCTripletLossSumGrads.apply(points, triplets, sims, c, tau, sims.requires_grad)[0]
         return _HypHCTripletLoss.apply(points, triplets, sims, c, tau)
     return torch.ops.hyperdml.hyphc_triplet_loss(points, triplets, sims, c, tau)  # no autograd.Function overhead

@@ -15,8 +15,6 @@ __all__ = [
     "hyp_lca_depth_reference",
     "hyphc_triplet_loss_reference",
     "hyphc_triplet_loss_backward_reference",
-    "hyphc_triplet_coeffs_reference",
-    "hyphc_triplet_loss_backward_from_coeffs_reference",
 ]
 
 
@@ -217,39 +215,3 @@ def hyphc_triplet_loss_backward_reference(grad, points, triplets, sims, c: float
     for m in range(3):
         grad_points = grad_points.index_add(0, triplets[:, m], grad_z[m])
     return grad_points, grad[:, None] * (1 - weights)
-
-
-def hyphc_triplet_coeffs_reference(points, triplets, sims, c: float, tau: float = 0.05):
-    """The per-triplet backward coefficients of HypHC's loss, for an incoming gradient of 1.
-
-    ``points (P, D)``, ``triplets (T, 3)``, ``sims (T, 3)`` → ``(T, 9)`` float64: ``M00 M11 M22
-    M01 M02 M12`` of the symmetric ``3×3`` matrix ``M`` with ``∂loss_t/∂z_p = Σ_q M[p][q] z_q``
-    (``z_0, z_1, z_2`` the triplet's rows), then ``∂loss_t/∂s`` (3). Both are linear in the
-    incoming gradient, so a backward scales them by it (see
-    :func:`hyphc_triplet_loss_backward_from_coeffs_reference`).
-    """
-    points, sims = points.double(), sims.double()
-    _, partials, weights, dl_ddepth = _hyphc_pair_partials(points, triplets, sims, c, tau)
-    M = [[torch.zeros_like(weights[:, 0]) for _ in range(3)] for _ in range(3)]
-    for m, ((a, b), (d_aa, d_ae, d_ee)) in enumerate(zip(_PAIRS, partials)):
-        g_aa, g_ae, g_ee = (c * dl_ddepth[:, m] * d for d in (d_aa, d_ae, d_ee))
-        # For z_a·z_a, z_a·(z_b − z_a), ‖z_b − z_a‖², collected per point of the pair.
-        M[a][a] = M[a][a] + 2 * g_aa - 2 * g_ae + 2 * g_ee
-        M[a][b] = M[a][b] + g_ae - 2 * g_ee
-        M[b][b] = M[b][b] + 2 * g_ee
-    return torch.stack([M[0][0], M[1][1], M[2][2], M[0][1], M[0][2], M[1][2], *(1 - weights).unbind(-1)], dim=-1)
-
-
-def hyphc_triplet_loss_backward_from_coeffs_reference(grad, points, triplets, coeffs):
-    """The backward of HypHC's loss from saved coefficients (:func:`hyphc_triplet_coeffs_reference`).
-
-    ``grad (T,)``, ``points (P, D)``, ``triplets (T, 3)``, ``coeffs (T, 9)`` float64 →
-    ``(grad_points (P, D), grad_sims (T, 3))`` in the dtype of ``points``.
-    """
-    g = grad.double()[:, None] * coeffs
-    z = [points[triplets[:, m]].double() for m in range(3)]
-    M = [[g[:, 0], g[:, 3], g[:, 4]], [g[:, 3], g[:, 1], g[:, 5]], [g[:, 4], g[:, 5], g[:, 2]]]
-    grad_points = torch.zeros(points.shape, dtype=torch.float64, device=points.device)
-    for p in range(3):
-        grad_points.index_add_(0, triplets[:, p], sum(M[p][q][:, None] * z[q] for q in range(3)))
-    return grad_points.to(points.dtype), g[:, 6:].to(points.dtype)

@@ -8,12 +8,14 @@
 // triplet_dot_sums does for every pair. Triplets go W at a time (W = Vectorized<double>::size():
 // 8 with AVX512, 4 with AVX2), one per lane, through the depths, softmax and coefficients (Sleef
 // maths); a last, shorter group fills its spare lanes with copies of its first triplet. The rows
-// of the next group are prefetched while a group is computed (the rows are random: waiting for
+// of a group ahead are prefetched while a group is computed (the rows are random: waiting for
 // them bounded both kernels).
 //
-// The backward accumulates point gradients in one float64 buffer per thread, summed at the end,
-// so no (T, 3, D) gather or scatter tensor exists; each point's coefficient on its own row is
-// summed as a scalar and applied once at the end. The incoming gradient is read with its stride.
+// Gradients (the backward, and the forward that sums the gradient of the summed loss when a
+// gradient will be taken) are added into gradient rows per thread (ThreadGradients), summed at
+// the end, so no (T, 3, D) gather or scatter tensor exists; each point's coefficient on its own
+// row is summed as a float64 scalar and applied once at the end. The backward reads the incoming
+// gradient with its stride.
 // Index range and finite sims are checked while the triplets are read. Compiled once per
 // instruction set (cpu_dispatch.h).
 #include <ATen/ATen.h>
@@ -24,6 +26,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -50,6 +55,7 @@ struct Lanes<Vec> {
   static Vec max(const Vec& a, const Vec& b) { return at::vec::maximum(a, b); }
   static Vec min(const Vec& a, const Vec& b) { return at::vec::minimum(a, b); }
   static Vec both(const Vec& a, const Vec& b) { return a & b; }
+  static Vec either(const Vec& a, const Vec& b) { return a | b; }
   static bool any(const Vec& m) { return any_lane(m); }
   static Vec select(const Vec& m, const Vec& if_true, const Vec& if_false) {
     return Vec::blendv(if_false, if_true, m);
@@ -63,6 +69,9 @@ namespace CPU_CAPABILITY {
 namespace {
 
 constexpr int64_t kGrain = 1024;
+// The forward prefetches the rows of the lane group kAhead groups ahead (one group ahead left
+// the row loads waiting; two measured best).
+constexpr int kAhead = 2;
 constexpr int W = hyphc::Vec::size();
 
 // A pair's dots come from a.b and the norms unless ee < kCancelRatio (|a|^2 + |b|^2) (the
@@ -89,8 +98,19 @@ void row_sqnorms(const T* pts, int64_t P, int64_t D, double* out) {
 template <typename T>
 inline void cross_dots(const T* z0, const T* z1, const T* z2, int64_t D, hyphc::Vec out[3]) {
   using hyphc::Vec;
-  Vec d01(0.0), d02(0.0), d12(0.0);
+  // Two sums per dot, so that consecutive fused multiply-adds do not wait on each other.
+  Vec d01(0.0), d02(0.0), d12(0.0), e01(0.0), e02(0.0), e12(0.0);
   int64_t d = 0;
+  for (; d + 2 * W <= D; d += 2 * W) {
+    const Vec a = load_double(z0 + d), b = load_double(z1 + d), k = load_double(z2 + d);
+    const Vec a2 = load_double(z0 + d + W), b2 = load_double(z1 + d + W), k2 = load_double(z2 + d + W);
+    d01 = at::vec::fmadd(a, b, d01);
+    d02 = at::vec::fmadd(a, k, d02);
+    d12 = at::vec::fmadd(b, k, d12);
+    e01 = at::vec::fmadd(a2, b2, e01);
+    e02 = at::vec::fmadd(a2, k2, e02);
+    e12 = at::vec::fmadd(b2, k2, e12);
+  }
   for (; d + W <= D; d += W) {
     const Vec a = load_double(z0 + d), b = load_double(z1 + d), k = load_double(z2 + d);
     d01 = at::vec::fmadd(a, b, d01);
@@ -103,7 +123,7 @@ inline void cross_dots(const T* z0, const T* z1, const T* z2, int64_t D, hyphc::
     d02 = at::vec::fmadd(a, k, d02);
     d12 = at::vec::fmadd(b, k, d12);
   }
-  out[0] = d01, out[1] = d02, out[2] = d12;
+  out[0] = d01 + e01, out[1] = d02 + e02, out[2] = d12 + e12;
 }
 
 // a.(b - a) and |b - a|^2 from the exact differences.
@@ -136,6 +156,7 @@ inline void prefetch_rows(const T* base, const int64_t* tri, int64_t t0, int n, 
 // The inputs of up to W triplets, one per lane: the pairs' dots (aa, ae, ee) and the sims.
 struct LaneInputs {
   hyphc::Vec aa[3], ae[3], ee[3], sims[3];
+  bool cancels[W];  // a pair of this lane's triplet took its dots from the exact differences
 };
 
 // Reads triplets t0 .. t0 + n - 1 (0 < n <= W; lanes n.. repeat lane 0). False, reading no row,
@@ -169,6 +190,7 @@ bool load_lanes(const T* pts, const double* norms, const int64_t* tri, const T* 
   }
   *finite &= sims_ok;
   const hyphc::Vec ratio(kCancelRatio);
+  std::fill(in->cancels, in->cancels + W, false);
   for (int m = 0; m < 3; ++m) {
     const hyphc::Vec a = hyphc::Vec::loadu(aa[m]), b = hyphc::Vec::loadu(bb[m]), dot = lane_sums(spread[m]);
     hyphc::Vec ae = dot - a;
@@ -181,6 +203,7 @@ bool load_lanes(const T* pts, const double* norms, const int64_t* tri, const T* 
       cancelled.store(lane_cancelled);
       for (int k = 0; k < W; ++k)
         if (lane_cancelled[k] != 0) {
+          in->cancels[k] = true;
           const int64_t* tk = idx + 3 * (k < n ? k : 0);
           exact_pair(pts + tk[first[m]] * D, pts + tk[second[m]] * D, D, &lane_ae[k], &lane_ee[k]);
         }
@@ -236,47 +259,263 @@ at::Tensor point_sqnorms(const at::Tensor& points, double c) {
 
 namespace {
 
-// The forward over all triplets: the losses, and with kSave the backward coefficients of each
-// triplet (kCoeffs float64 values, hyphc::triplet_loss_and_coefficients) for an incoming gradient of 1.
-template <bool kSave>
-TensorPair forward(const at::Tensor& points_in, const at::Tensor& triplets_in, const at::Tensor& sims_in, double c,
-                   double tau) {
+// Adds triplet idx's point gradients sum_q M[p][q] z_q to acc (in A): the terms of other points to
+// the rows, its own coefficients M[p][p] to diag (float64; applied to z_p once, at the end).
+template <typename A, typename T>
+void add_point_grads(A* acc, double* diag, const T* pts, const int64_t* idx, int64_t dim, const double M[3][3]) {
+  using VA = at::vec::Vectorized<A>;
+  for (int p = 0; p < 3; ++p) diag[idx[p]] += M[p][p];
+  const T* z0 = pts + idx[0] * dim;
+  const T* z1 = pts + idx[1] * dim;
+  const T* z2 = pts + idx[2] * dim;
+  A* r0 = acc + idx[0] * dim;
+  A* r1 = acc + idx[1] * dim;
+  A* r2 = acc + idx[2] * dim;
+  if (r0 == r1 || r0 == r2 || r1 == r2) {  // a repeated index: the rows alias, add one at a time
+    const T* z[3] = {z0, z1, z2};
+    for (int p = 0; p < 3; ++p) {
+      A* row = acc + idx[p] * dim;
+      const T* u = z[(p + 1) % 3];
+      const T* v = z[(p + 2) % 3];
+      const A mu = static_cast<A>(M[p][(p + 1) % 3]), mv = static_cast<A>(M[p][(p + 2) % 3]);
+      for (int64_t d = 0; d < dim; ++d) row[d] += mu * static_cast<A>(u[d]) + mv * static_cast<A>(v[d]);
+    }
+    return;
+  }
+  auto load = [](const T* p) {
+    if constexpr (std::is_same_v<A, T>) return VA::loadu(p);
+    else return load_double(p);
+  };
+  // Two fused multiply-adds per coordinate and row: the add into the row is the second's.
+  const A m01 = static_cast<A>(M[0][1]), m02 = static_cast<A>(M[0][2]), m12 = static_cast<A>(M[1][2]);
+  const VA v01(m01), v02(m02), v12(m12);
+  int64_t d = 0;
+  for (; d + VA::size() <= dim; d += VA::size()) {
+    const VA a = load(z0 + d), b = load(z1 + d), e = load(z2 + d);
+    at::vec::fmadd(v02, e, at::vec::fmadd(v01, b, VA::loadu(r0 + d))).store(r0 + d);
+    at::vec::fmadd(v12, e, at::vec::fmadd(v01, a, VA::loadu(r1 + d))).store(r1 + d);
+    at::vec::fmadd(v12, b, at::vec::fmadd(v02, a, VA::loadu(r2 + d))).store(r2 + d);
+  }
+  for (; d < dim; ++d) {
+    const A a = z0[d], b = z1[d], e = z2[d];
+    r0[d] = std::fma(m02, e, std::fma(m01, b, r0[d]));
+    r1[d] = std::fma(m12, e, std::fma(m01, a, r1[d]));
+    r2[d] = std::fma(m12, b, std::fma(m02, a, r2[d]));
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Scratch of the calling thread kept between calls (a training loop makes the same call every
+// step, and fresh pages for these buffers cost more than a short call's work): slot 0 holds
+// gradient rows, slot 1 flushed float64 rows. Buffers above kKeptBytes live in `own` for the call.
+constexpr size_t kKeptBytes = size_t(4) << 20;
+
+// n values of E at a 64-byte boundary (rows that start mid cache line make every vector access
+// touch two lines).
+template <typename E>
+E* thread_scratch(int slot, size_t n, std::vector<E>& own) {
+  constexpr size_t kPad = 64 / sizeof(E);
+  thread_local std::vector<E> kept[2];
+  std::vector<E>& v = n * sizeof(E) <= kKeptBytes ? kept[slot] : own;
+  if (v.size() < n + kPad) v.resize(n + kPad);
+  const auto address = reinterpret_cast<uintptr_t>(v.data());
+  return reinterpret_cast<E*>((address + 63) & ~uintptr_t(63));
+}
+
+// Per-thread gradient buffers, zeroed by the thread on first use, and their sum with the points'
+// own coefficients applied. Each thread adds its triplets' terms into rows in A; when A is float,
+// the rows are added into float64 rows and cleared every max(16 P, 4096)
+// triplets (moving P D values costs about 1 % of adding 16 P triplets), so no float32 sum runs
+// over more triplets than that (the bound in docs/reliability.md). Triplets whose terms cancel
+// (nearly equal points or a pair nearly collinear with the origin) are added in float64 directly,
+// and the points' own coefficients (diag) are scalars summed in float64.
+template <typename A>
+class ThreadGradients {
+ public:
+  static constexpr bool kTwoLevel = !std::is_same_v<A, double>;
+
+  struct Buffers {
+    A* rows = nullptr;
+    double* diag = nullptr;
+    double* total = nullptr;  // kTwoLevel: the flushed rows, made at the first flush
+    int64_t pending = 0;      // triplets added to rows since the last flush
+  };
+
+  ThreadGradients(int64_t P, int64_t D, const at::TensorOptions& options)
+      : P_(P), D_(D), flush_every_(std::max<int64_t>(16 * P, 4096)), threads_(at::get_num_threads()),
+        mine_(threads_), used_(threads_, 0), own_rows_(threads_), own_totals_(threads_),
+        diag_(at::empty({threads_, P}, options.dtype(at::kDouble))) {}
+
+  // The calling thread's buffers, zeroed the first time it asks.
+  Buffers& mine() {
+    const int k = at::get_thread_num();
+    Buffers& b = mine_[k];
+    if (!used_[k]) {
+      b.rows = thread_scratch<A>(0, P_ * D_, own_rows_[k]);
+      b.diag = diag_.data_ptr<double>() + k * P_;
+      std::fill(b.rows, b.rows + P_ * D_, A(0));
+      std::fill(b.diag, b.diag + P_, 0.0);
+      used_[k] = 1;
+    }
+    return b;
+  }
+
+  // Adds a triplet's point gradients (add_point_grads) into b: into the float64 rows when its
+  // terms cancel (a pair took its dots from the exact differences), else into the rows in A.
+  template <typename T>
+  void add(Buffers& b, const T* pts, const int64_t* idx, const double M[3][3], bool cancels) const {
+    if (kTwoLevel && cancels)
+      add_point_grads(total(b, false), b.diag, pts, idx, D_, M);
+    else
+      add_point_grads(b.rows, b.diag, pts, idx, D_, M);
+  }
+
+  // Counts n more triplets added into b.rows; every flush_every_, moves the rows into b.total.
+  void added(Buffers& b, int64_t n) const {
+    if constexpr (kTwoLevel) {
+      if ((b.pending += n) < flush_every_) return;
+      const bool first = b.total == nullptr;
+      double* sum = total(b, true);
+      A* rows = b.rows;
+      if (!first) {
+        for (int64_t i = 0; i < P_ * D_; ++i) {  // one pass: add and clear
+          sum[i] += static_cast<double>(rows[i]);
+          rows[i] = A(0);
+        }
+      } else {
+        std::fill(rows, rows + P_ * D_, A(0));
+      }
+      b.pending = 0;
+    }
+  }
+
+  // out[p] = (sum over the threads of their rows[p] and total[p]) + (sum of diag[p]) z_p, summed
+  // in float64 and rounded once to T.
+  template <typename T>
+  void sum_into(const T* pts, T* out) const {
+    std::vector<const Buffers*> used;
+    for (int k = 0; k < threads_; ++k)
+      if (used_[k]) used.push_back(&mine_[k]);
+    at::parallel_for(0, P_, std::max<int64_t>(1, 4096 / std::max<int64_t>(D_, 1)), [&](int64_t begin, int64_t end) {
+      std::vector<double> row(D_);
+      for (int64_t p = begin; p < end; ++p) {
+        double own = 0;
+        for (const Buffers* b : used) own += b->diag[p];
+        const T* z = pts + p * D_;
+        for (int64_t d = 0; d < D_; ++d) row[d] = own * static_cast<double>(z[d]);
+        for (const Buffers* b : used) {
+          const A* r = b->rows + p * D_;
+          for (int64_t d = 0; d < D_; ++d) row[d] += static_cast<double>(r[d]);
+          if (b->total != nullptr) {
+            const double* s = b->total + p * D_;
+            for (int64_t d = 0; d < D_; ++d) row[d] += s[d];
+          }
+        }
+        T* o = out + p * D_;
+        for (int64_t d = 0; d < D_; ++d) o[d] = static_cast<T>(row[d]);
+      }
+    });
+  }
+
+ private:
+  int64_t P_, D_, flush_every_;
+  int threads_;
+  std::vector<Buffers> mine_;
+  std::vector<char> used_;
+  std::vector<std::vector<A>> own_rows_;
+  mutable std::vector<std::vector<double>> own_totals_;
+  at::Tensor diag_;
+
+  // b's float64 rows, made the first time they are needed (short calls never need them): a copy
+  // of b.rows (from_rows: the first flush) or zeros.
+  double* total(Buffers& b, bool from_rows) const {
+    if (b.total == nullptr) {
+      double* t = thread_scratch<double>(1, P_ * D_, own_totals_[&b - mine_.data()]);
+      if (from_rows)
+        for (int64_t i = 0; i < P_ * D_; ++i) t[i] = static_cast<double>(b.rows[i]);
+      else
+        std::fill(t, t + P_ * D_, 0.0);
+      b.total = t;
+    }
+    return b.total;
+  }
+};
+
+
+}  // namespace
+
+namespace {
+
+// What a forward pass computes besides the losses.
+enum class Extra {
+  kNone,      // nothing
+  kSumGrads,  // the gradients of the summed loss: points (P, D) and, when asked, sims (T, 3; float64)
+};
+
+struct ForwardOut {
+  at::Tensor loss, grad_points, grad_sims;
+};
+
+// The forward over all triplets: the losses and what `kExtra` asks for.
+template <Extra kExtra>
+ForwardOut forward(const at::Tensor& points_in, const at::Tensor& triplets_in, const at::Tensor& sims_in, double c,
+                   double tau, bool sims_grad = false) {
   using hyphc::kCoeffs;
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
   const at::Tensor norms = point_sqnorms(points, c);
   const int64_t T = triplets.size(0), P = points.size(0), D = points.size(1);
-  at::Tensor out = empty_large({T}, points.options());
-  at::Tensor coeffs = kSave ? empty_large({T, kCoeffs}, points.options().dtype(at::kDouble)) : at::Tensor();
+  const at::TensorOptions f64 = points.options().dtype(at::kDouble);
+  ForwardOut res;
+  res.loss = empty_large({T}, points.options());
+  if constexpr (kExtra == Extra::kSumGrads) {
+    res.grad_points = at::empty({P, D}, points.options());
+    res.grad_sims = sims_grad ? empty_large({T, 3}, f64) : at::empty({0, 3}, f64);
+  }
   std::atomic<bool> bad{false};
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_cpu", [&] {
     const scalar_t* pts = points.data_ptr<scalar_t>();
     const double* np = norms.data_ptr<double>();
     const int64_t* tri = triplets.data_ptr<int64_t>();
     const scalar_t* sp = sims.data_ptr<scalar_t>();
-    scalar_t* op = out.data_ptr<scalar_t>();
-    double* cp = kSave ? coeffs.data_ptr<double>() : nullptr;
+    scalar_t* op = res.loss.data_ptr<scalar_t>();
+    double* gsp = kExtra == Extra::kSumGrads && sims_grad ? res.grad_sims.data_ptr<double>() : nullptr;
     const hyphc::Vec vc(c), v_inv_sqrt_c(1.0 / std::sqrt(c)), v_inv_tau(1.0 / tau);
+    using Acc = scalar_t;  // float32 rows for float32 points, flushed into float64 (ThreadGradients)
+    std::optional<ThreadGradients<Acc>> parts;
+    if constexpr (kExtra == Extra::kSumGrads) parts.emplace(P, D, points.options());
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
+      typename ThreadGradients<Acc>::Buffers* mine = nullptr;
+      if constexpr (kExtra == Extra::kSumGrads) mine = &parts->mine();
       bool finite = true;
       for (int64_t t = begin; t < end; t += W) {
         const int n = static_cast<int>(std::min<int64_t>(W, end - t));
-        const int ahead = static_cast<int>(std::clamp<int64_t>(end - t - W, 0, W));
-        prefetch_rows<0>(pts, tri, t + W, ahead, P, D);
+        const int ahead = static_cast<int>(std::clamp<int64_t>(end - t - kAhead * W, 0, W));
+        prefetch_rows<0>(pts, tri, t + kAhead * W, ahead, P, D);
         LaneInputs in;
         if (!load_lanes(pts, np, tri, sp, t, n, P, D, &in, &finite)) {
           finite = false;
           break;
         }
         __at_align__ double loss[W];
-        if constexpr (kSave) {
+        if constexpr (kExtra == Extra::kSumGrads) {
           hyphc::Vec cf[kCoeffs];
           hyphc::triplet_loss_and_coefficients(in.aa, in.ae, in.ee, in.sims, vc, v_inv_sqrt_c, v_inv_tau, cf)
               .store(loss);
           __at_align__ double lanes[kCoeffs][W];
           for (int j = 0; j < kCoeffs; ++j) cf[j].store(lanes[j]);
-          for (int k = 0; k < n; ++k)
-            for (int j = 0; j < kCoeffs; ++j) cp[(t + k) * kCoeffs + j] = lanes[j][k];
+          for (int k = 0; k < n; ++k) {
+            const double M[3][3] = {{lanes[0][k], lanes[3][k], lanes[4][k]},
+                                    {lanes[3][k], lanes[1][k], lanes[5][k]},
+                                    {lanes[4][k], lanes[5][k], lanes[2][k]}};
+            parts->add(*mine, pts, tri + 3 * (t + k), M, in.cancels[k]);
+            if (gsp != nullptr)
+              for (int m = 0; m < 3; ++m) gsp[3 * (t + k) + m] = lanes[6 + m][k];
+          }
+          parts->added(*mine, n);
         } else {
           hyphc::triplet_loss_value(in.aa, in.ae, in.ee, in.sims, vc, v_inv_sqrt_c, v_inv_tau).store(loss);
         }
@@ -284,66 +523,25 @@ TensorPair forward(const at::Tensor& points_in, const at::Tensor& triplets_in, c
       }
       if (!finite) bad.store(true, std::memory_order_relaxed);
     });
+    if constexpr (kExtra == Extra::kSumGrads)
+      if (!bad.load()) parts->sum_into(pts, res.grad_points.data_ptr<scalar_t>());
   });
   if (bad.load()) raise_bad_values(points, triplets, sims, c);
-  return {out, coeffs};
+  return res;
 }
 
 }  // namespace
 
 at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
                                   double c, double tau) {
-  return std::get<0>(forward<false>(points, triplets, sims, c, tau));
+  return forward<Extra::kNone>(points, triplets, sims, c, tau).loss;
 }
 
-TensorPair hyphc_triplet_loss_and_coeffs_cpu(const at::Tensor& points, const at::Tensor& triplets,
-                                             const at::Tensor& sims, double c, double tau) {
-  return forward<true>(points, triplets, sims, c, tau);
+TensorTriple hyphc_triplet_loss_and_sum_grads_cpu(const at::Tensor& points, const at::Tensor& triplets,
+                                                  const at::Tensor& sims, double c, double tau, bool sims_grad) {
+  ForwardOut res = forward<Extra::kSumGrads>(points, triplets, sims, c, tau, sims_grad);
+  return {res.loss, res.grad_points, res.grad_sims};
 }
-
-namespace {
-
-// Adds triplet idx's point gradients sum_q M[p][q] z_q to acc: the terms of other points to the
-// rows, its own coefficients M[p][p] to diag (applied to z_p once, at the end).
-template <typename T>
-void add_point_grads(double* acc, double* diag, const T* pts, const int64_t* idx, int64_t dim, const double M[3][3]) {
-  for (int p = 0; p < 3; ++p) diag[idx[p]] += M[p][p];
-  const T* z0 = pts + idx[0] * dim;
-  const T* z1 = pts + idx[1] * dim;
-  const T* z2 = pts + idx[2] * dim;
-  double* r0 = acc + idx[0] * dim;
-  double* r1 = acc + idx[1] * dim;
-  double* r2 = acc + idx[2] * dim;
-  if (r0 == r1 || r0 == r2 || r1 == r2) {  // a repeated index: the rows alias, add one at a time
-    const T* z[3] = {z0, z1, z2};
-    for (int p = 0; p < 3; ++p) {
-      double* row = acc + idx[p] * dim;
-      const T* u = z[(p + 1) % 3];
-      const T* v = z[(p + 2) % 3];
-      const double mu = M[p][(p + 1) % 3], mv = M[p][(p + 2) % 3];
-      for (int64_t d = 0; d < dim; ++d) row[d] += mu * static_cast<double>(u[d]) + mv * static_cast<double>(v[d]);
-    }
-    return;
-  }
-  // Two fused multiply-adds per coordinate and row: the add into the row is the second's.
-  const double m01 = M[0][1], m02 = M[0][2], m10 = M[1][0], m12 = M[1][2], m20 = M[2][0], m21 = M[2][1];
-  const VecD v01(m01), v02(m02), v10(m10), v12(m12), v20(m20), v21(m21);
-  int64_t d = 0;
-  for (; d + VecD::size() <= dim; d += VecD::size()) {
-    const VecD a = load_double(z0 + d), b = load_double(z1 + d), e = load_double(z2 + d);
-    at::vec::fmadd(v02, e, at::vec::fmadd(v01, b, VecD::loadu(r0 + d))).store(r0 + d);
-    at::vec::fmadd(v12, e, at::vec::fmadd(v10, a, VecD::loadu(r1 + d))).store(r1 + d);
-    at::vec::fmadd(v21, b, at::vec::fmadd(v20, a, VecD::loadu(r2 + d))).store(r2 + d);
-  }
-  for (; d < dim; ++d) {
-    const double a = z0[d], b = z1[d], e = z2[d];
-    r0[d] = std::fma(m02, e, std::fma(m01, b, r0[d]));
-    r1[d] = std::fma(m12, e, std::fma(m10, a, r1[d]));
-    r2[d] = std::fma(m21, b, std::fma(m20, a, r2[d]));
-  }
-}
-
-}  // namespace
 
 std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Tensor& grad_in,
                                                                    const at::Tensor& points_in,
@@ -354,10 +552,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
   const at::Tensor norms = point_sqnorms(points, c);
   const int64_t T = triplets.size(0), P = points.size(0), D = points.size(1);
-  const int threads = at::get_num_threads();
-  // Per-thread gradient buffers in float64: exact accumulation whatever the storage type.
-  at::Tensor parts = at::zeros({threads, P, D}, points.options().dtype(at::kDouble));
-  at::Tensor diag_parts = at::zeros({threads, P}, points.options().dtype(at::kDouble));
+  at::Tensor grad_points = at::empty({P, D}, points.options());
   at::Tensor grad_sims = at::empty_like(sims);
   std::atomic<bool> bad{false};
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_backward_cpu", [&] {
@@ -369,18 +564,16 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
     const scalar_t* gp = grad_in.data_ptr<scalar_t>();
     const int64_t g_stride = grad_in.stride(0);
     scalar_t* gsp = grad_sims.data_ptr<scalar_t>();
-    double* partp = parts.data_ptr<double>();
-    double* diagp = diag_parts.data_ptr<double>();
     const hyphc::Vec vc(c), v_inv_sqrt_c(1.0 / std::sqrt(c)), v_inv_tau(1.0 / tau);
+    ThreadGradients<scalar_t> parts(P, D, points.options());
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-      double* acc = partp + at::get_thread_num() * P * D;
-      double* diag = diagp + at::get_thread_num() * P;
+      auto& mine = parts.mine();
       bool finite = true;
       for (int64_t t = begin; t < end; t += W) {
         const int n = static_cast<int>(std::min<int64_t>(W, end - t));
         const int ahead = static_cast<int>(std::clamp<int64_t>(end - t - W, 0, W));
         prefetch_rows<0>(pts, tri, t + W, ahead, P, D);
-        prefetch_rows<1>(acc, tri, t + W, ahead, P, D);
+        prefetch_rows<1>(mine.rows, tri, t + W, ahead, P, D);
         LaneInputs in;
         if (!load_lanes(pts, np, tri, sp, t, n, P, D, &in, &finite)) {
           finite = false;
@@ -402,127 +595,18 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Ten
             gsp[3 * (t + k) + p] = static_cast<scalar_t>(ds[p][k]);
             for (int q = 0; q < 3; ++q) Mk[p][q] = m[p][q][k];
           }
-          add_point_grads(acc, diag, pts, tri + 3 * (t + k), D, Mk);
+          parts.add(mine, pts, tri + 3 * (t + k), Mk, in.cancels[k]);
         }
+        parts.added(mine, n);
       }
       if (!finite) bad.store(true, std::memory_order_relaxed);
     });
-  });
-  if (bad.load()) raise_bad_values(points, triplets, sims, c);
-  at::Tensor grad_points = parts.sum(0);
-  grad_points.addcmul_(diag_parts.sum(0).unsqueeze(1), points.to(at::kDouble));
-  return {grad_points.to(points.scalar_type()), grad_sims};
-}
-
-
-namespace {
-
-// Per-thread float64 gradient buffers, zeroed by the thread on first use, and their sum with the
-// points' own coefficients applied, written once in the points' dtype.
-class ThreadGradients {
- public:
-  ThreadGradients(int64_t P, int64_t D, const at::TensorOptions& options)
-      : P_(P), D_(D), threads_(at::get_num_threads()), used_(threads_, 0),
-        rows_(empty_large({threads_, P, D}, options.dtype(at::kDouble))),
-        diag_(at::empty({threads_, P}, options.dtype(at::kDouble))) {}
-
-  // The calling thread's (rows, diag), zeroed the first time it asks.
-  std::pair<double*, double*> mine() {
-    const int k = at::get_thread_num();
-    double* rows = rows_.data_ptr<double>() + k * P_ * D_;
-    double* diag = diag_.data_ptr<double>() + k * P_;
-    if (!used_[k]) {
-      std::fill(rows, rows + P_ * D_, 0.0);
-      std::fill(diag, diag + P_, 0.0);
-      used_[k] = 1;
-    }
-    return {rows, diag};
-  }
-
-  // out[p] = (sum over the threads of rows[p]) + (sum of diag[p]) z_p, in T.
-  template <typename T>
-  void sum_into(const T* pts, T* out) const {
-    std::vector<const double*> rows, diag;
-    for (int k = 0; k < threads_; ++k)
-      if (used_[k]) rows.push_back(rows_.data_ptr<double>() + k * P_ * D_), diag.push_back(diag_.data_ptr<double>() + k * P_);
-    at::parallel_for(0, P_, std::max<int64_t>(1, 4096 / std::max<int64_t>(D_, 1)), [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        T* o = out + p * D_;
-        if (rows.empty()) {
-          std::fill(o, o + D_, T(0));
-          continue;
-        }
-        double own = 0;
-        for (const double* dg : diag) own += dg[p];
-        const T* z = pts + p * D_;
-        const double* r0 = rows[0] + p * D_;
-        for (int64_t d = 0; d < D_; ++d) {
-          double v = r0[d] + own * static_cast<double>(z[d]);
-          for (size_t k = 1; k < rows.size(); ++k) v += rows[k][p * D_ + d];
-          o[d] = static_cast<T>(v);
-        }
-      }
-    });
-  }
-
- private:
-  int64_t P_, D_;
-  int threads_;
-  std::vector<char> used_;
-  at::Tensor rows_, diag_;
-};
-
-// Triplets ahead of the one being added whose rows are prefetched.
-constexpr int kScatterAhead = 8;
-
-}  // namespace
-
-TensorPair hyphc_triplet_loss_backward_from_coeffs_cpu(const at::Tensor& grad_in, const at::Tensor& points_in,
-                                                       const at::Tensor& triplets_in, const at::Tensor& sims_in,
-                                                       const at::Tensor& coeffs_in, double c, double tau) {
-  using hyphc::kCoeffs;
-  check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
-  check_hyphc_grad(grad_in, points_in, triplets_in);
-  check_hyphc_coeffs(coeffs_in, triplets_in);
-  const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous();
-  const at::Tensor coeffs = coeffs_in.contiguous();
-  const int64_t T = triplets.size(0), P = points.size(0), D = points.size(1);
-  ThreadGradients parts(P, D, points.options());
-  at::Tensor grad_points = at::empty({P, D}, points.options());
-  at::Tensor grad_sims = empty_large({T, 3}, points.options());
-  std::atomic<bool> bad{false};
-  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_backward_from_coeffs_cpu", [&] {
-    const scalar_t* pts = points.data_ptr<scalar_t>();
-    const int64_t* tri = triplets.data_ptr<int64_t>();
-    const double* cp = coeffs.data_ptr<double>();
-    const scalar_t* gp = grad_in.data_ptr<scalar_t>();  // read with its stride (the mean's is expanded)
-    const int64_t g_stride = grad_in.stride(0);
-    scalar_t* gsp = grad_sims.data_ptr<scalar_t>();
-    at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-      auto [acc, diag] = parts.mine();
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t* idx = tri + 3 * t;
-        if (static_cast<uint64_t>(idx[0]) >= static_cast<uint64_t>(P) ||
-            static_cast<uint64_t>(idx[1]) >= static_cast<uint64_t>(P) ||
-            static_cast<uint64_t>(idx[2]) >= static_cast<uint64_t>(P)) {
-          bad.store(true, std::memory_order_relaxed);
-          break;
-        }
-        if (t + kScatterAhead < end) prefetch_rows<1>(acc, tri, t + kScatterAhead, 1, P, D);
-        const double g = static_cast<double>(gp[t * g_stride]);
-        const double* cf = cp + t * kCoeffs;
-        for (int m = 0; m < 3; ++m) gsp[3 * t + m] = static_cast<scalar_t>(g * cf[6 + m]);
-        const double m01 = g * cf[3], m02 = g * cf[4], m12 = g * cf[5];
-        const double M[3][3] = {{g * cf[0], m01, m02}, {m01, g * cf[1], m12}, {m02, m12, g * cf[2]}};
-        add_point_grads(acc, diag, pts, idx, D, M);
-      }
-    });
     if (!bad.load()) parts.sum_into(pts, grad_points.data_ptr<scalar_t>());
   });
-  if (bad.load()) check_hyphc_values(points, triplets, sims_in, c);  // raises the index error
-  TORCH_CHECK(!bad.load(), "hyphc_triplet_loss_backward_from_coeffs: inconsistent input checks");
+  if (bad.load()) raise_bad_values(points, triplets, sims, c);
   return {grad_points, grad_sims};
 }
+
 
 }  // namespace CPU_CAPABILITY
 }  // namespace hyperdml

@@ -8,9 +8,10 @@ the forward again.
 
 When a gradient will be taken on the CPU, :func:`hyphc_triplet_loss` calls
 ``hyperdml::hyphc_triplet_loss_and_sum_grads`` instead, which also returns the gradients of the
-summed loss (points ``(P, D)``, summed in float64 and rounded to their dtype, and, when the
-similarities need one, sims ``(T, 3)``, float64) from the same pass. The gradient of a loss whose incoming gradient is one value (a mean's or a sum's,
-the usual case) is that times them; any other incoming gradient goes through
+summed loss from the same pass: points ``(P, D)`` in their dtype (float32 sums flushed into
+float64, docs/reliability.md) and, when the similarities need one, sims ``(T, 3)`` in float64.
+The gradient of a loss whose incoming gradient is one value (a mean's or a sum's, the usual case)
+is that times them; any other incoming gradient goes through
 ``hyperdml::hyphc_triplet_loss_backward``. Without the extension every op falls back to the
 references in :mod:`hyperdml.ops.reference`.
 """

@@ -27,7 +27,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <optional>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -260,9 +259,10 @@ at::Tensor point_sqnorms(const at::Tensor& points, double c) {
 namespace {
 
 // Adds triplet idx's point gradients sum_q M[p][q] z_q to acc (in A): the terms of other points to
-// the rows, its own coefficients M[p][p] to diag (float64; applied to z_p once, at the end).
+// the rows, its own coefficients M[p][p] to diag (float64; applied to z_p once, at the end). Out of
+// line, so that a profile (benchmarks/profile_hyphc.py) can tell its time from the pass's.
 template <typename A, typename T>
-void add_point_grads(A* acc, double* diag, const T* pts, const int64_t* idx, int64_t dim, const double M[3][3]) {
+C10_NOINLINE void add_point_grads(A* acc, double* diag, const T* pts, const int64_t* idx, int64_t dim, const double M[3][3]) {
   using VA = at::vec::Vectorized<A>;
   for (int p = 0; p < 3; ++p) diag[idx[p]] += M[p][p];
   const T* z0 = pts + idx[0] * dim;
@@ -449,31 +449,33 @@ class ThreadGradients {
 
 namespace {
 
-// What a forward pass computes besides the losses.
-enum class Extra {
-  kNone,      // nothing
-  kSumGrads,  // the gradients of the summed loss: points (P, D) and, when asked, sims (T, 3; float64)
-};
-
 struct ForwardOut {
   at::Tensor loss, grad_points, grad_sims;
 };
 
-// The forward over all triplets: the losses and what `kExtra` asks for.
-template <Extra kExtra>
+// The pass over all triplets: the losses and, with kGrads, the gradients of sum_t w_t loss_t, points
+// (P, D) in their dtype and, when sims_grad, sims (T, 3). Without `weights` (the forward), w = 1,
+// the sims' gradient is float64 and the losses are written; with them (the backward: the
+// incoming gradient, read with its stride, as a mean's is one value expanded), the sims' gradient
+// is in their dtype and no loss is written. Each lane group's gradient coefficients for a weight
+// of 1 (hyphc::triplet_loss_and_coefficients) are scaled by the lanes' weights and added into the
+// thread's gradient rows while the group's rows are still in L1.
+template <bool kGrads>
 ForwardOut forward(const at::Tensor& points_in, const at::Tensor& triplets_in, const at::Tensor& sims_in, double c,
-                   double tau, bool sims_grad = false) {
+                   double tau, const at::Tensor& weights = at::Tensor(), bool sims_grad = false) {
   using hyphc::kCoeffs;
   check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
   const at::Tensor norms = point_sqnorms(points, c);
   const int64_t T = triplets.size(0), P = points.size(0), D = points.size(1);
   const at::TensorOptions f64 = points.options().dtype(at::kDouble);
+  const bool weighted = weights.defined();
+  const at::TensorOptions sims_grad_options = weighted ? sims.options() : f64;
   ForwardOut res;
-  res.loss = empty_large({T}, points.options());
-  if constexpr (kExtra == Extra::kSumGrads) {
+  if (!weighted) res.loss = empty_large({T}, points.options());
+  if constexpr (kGrads) {
     res.grad_points = at::empty({P, D}, points.options());
-    res.grad_sims = sims_grad ? empty_large({T, 3}, f64) : at::empty({0, 3}, f64);
+    res.grad_sims = empty_large({sims_grad ? T : 0, 3}, sims_grad_options);
   }
   std::atomic<bool> bad{false};
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_cpu", [&] {
@@ -481,15 +483,18 @@ ForwardOut forward(const at::Tensor& points_in, const at::Tensor& triplets_in, c
     const double* np = norms.data_ptr<double>();
     const int64_t* tri = triplets.data_ptr<int64_t>();
     const scalar_t* sp = sims.data_ptr<scalar_t>();
-    scalar_t* op = res.loss.data_ptr<scalar_t>();
-    double* gsp = kExtra == Extra::kSumGrads && sims_grad ? res.grad_sims.data_ptr<double>() : nullptr;
+    scalar_t* op = weighted ? nullptr : res.loss.data_ptr<scalar_t>();
+    const scalar_t* wp = weighted ? weights.data_ptr<scalar_t>() : nullptr;
+    const int64_t w_stride = weighted ? weights.stride(0) : 0;
+    double* gsp64 = kGrads && sims_grad && !weighted ? res.grad_sims.data_ptr<double>() : nullptr;
+    scalar_t* gsp = kGrads && sims_grad && weighted ? res.grad_sims.data_ptr<scalar_t>() : nullptr;
     const hyphc::Vec vc(c), v_inv_sqrt_c(1.0 / std::sqrt(c)), v_inv_tau(1.0 / tau);
-    using Acc = scalar_t;  // float32 rows for float32 points, flushed into float64 (ThreadGradients)
-    std::optional<ThreadGradients<Acc>> parts;
-    if constexpr (kExtra == Extra::kSumGrads) parts.emplace(P, D, points.options());
+    // Float32 rows for float32 points, flushed into float64 (ThreadGradients).
+    std::optional<ThreadGradients<scalar_t>> parts;
+    if constexpr (kGrads) parts.emplace(P, D, points.options());
     at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-      typename ThreadGradients<Acc>::Buffers* mine = nullptr;
-      if constexpr (kExtra == Extra::kSumGrads) mine = &parts->mine();
+      typename ThreadGradients<scalar_t>::Buffers* mine = nullptr;
+      if constexpr (kGrads) mine = &parts->mine();
       bool finite = true;
       for (int64_t t = begin; t < end; t += W) {
         const int n = static_cast<int>(std::min<int64_t>(W, end - t));
@@ -501,29 +506,32 @@ ForwardOut forward(const at::Tensor& points_in, const at::Tensor& triplets_in, c
           break;
         }
         __at_align__ double loss[W];
-        if constexpr (kExtra == Extra::kSumGrads) {
+        if constexpr (kGrads) {
           hyphc::Vec cf[kCoeffs];
           hyphc::triplet_loss_and_coefficients(in.aa, in.ae, in.ee, in.sims, vc, v_inv_sqrt_c, v_inv_tau, cf)
               .store(loss);
           __at_align__ double lanes[kCoeffs][W];
           for (int j = 0; j < kCoeffs; ++j) cf[j].store(lanes[j]);
           for (int k = 0; k < n; ++k) {
-            const double M[3][3] = {{lanes[0][k], lanes[3][k], lanes[4][k]},
-                                    {lanes[3][k], lanes[1][k], lanes[5][k]},
-                                    {lanes[4][k], lanes[5][k], lanes[2][k]}};
+            const double w = wp != nullptr ? static_cast<double>(wp[(t + k) * w_stride]) : 1.0;
+            const double M[3][3] = {{w * lanes[0][k], w * lanes[3][k], w * lanes[4][k]},
+                                    {w * lanes[3][k], w * lanes[1][k], w * lanes[5][k]},
+                                    {w * lanes[4][k], w * lanes[5][k], w * lanes[2][k]}};
             parts->add(*mine, pts, tri + 3 * (t + k), M, in.cancels[k]);
-            if (gsp != nullptr)
-              for (int m = 0; m < 3; ++m) gsp[3 * (t + k) + m] = lanes[6 + m][k];
+            if (gsp64 != nullptr)
+              for (int m = 0; m < 3; ++m) gsp64[3 * (t + k) + m] = lanes[6 + m][k];
+            else if (gsp != nullptr)
+              for (int m = 0; m < 3; ++m) gsp[3 * (t + k) + m] = static_cast<scalar_t>(w * lanes[6 + m][k]);
           }
           parts->added(*mine, n);
         } else {
           hyphc::triplet_loss_value(in.aa, in.ae, in.ee, in.sims, vc, v_inv_sqrt_c, v_inv_tau).store(loss);
         }
-        for (int k = 0; k < n; ++k) op[t + k] = static_cast<scalar_t>(loss[k]);
+        for (int k = 0; k < n && op != nullptr; ++k) op[t + k] = static_cast<scalar_t>(loss[k]);
       }
       if (!finite) bad.store(true, std::memory_order_relaxed);
     });
-    if constexpr (kExtra == Extra::kSumGrads)
+    if constexpr (kGrads)
       if (!bad.load()) parts->sum_into(pts, res.grad_points.data_ptr<scalar_t>());
   });
   if (bad.load()) raise_bad_values(points, triplets, sims, c);
@@ -534,79 +542,23 @@ ForwardOut forward(const at::Tensor& points_in, const at::Tensor& triplets_in, c
 
 at::Tensor hyphc_triplet_loss_cpu(const at::Tensor& points, const at::Tensor& triplets, const at::Tensor& sims,
                                   double c, double tau) {
-  return forward<Extra::kNone>(points, triplets, sims, c, tau).loss;
+  return forward<false>(points, triplets, sims, c, tau).loss;
 }
 
 TensorTriple hyphc_triplet_loss_and_sum_grads_cpu(const at::Tensor& points, const at::Tensor& triplets,
                                                   const at::Tensor& sims, double c, double tau, bool sims_grad) {
-  ForwardOut res = forward<Extra::kSumGrads>(points, triplets, sims, c, tau, sims_grad);
+  ForwardOut res = forward<true>(points, triplets, sims, c, tau, at::Tensor(), sims_grad);
   return {res.loss, res.grad_points, res.grad_sims};
 }
 
-std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cpu(const at::Tensor& grad_in,
-                                                                   const at::Tensor& points_in,
-                                                                   const at::Tensor& triplets_in,
-                                                                   const at::Tensor& sims_in, double c, double tau) {
-  check_hyphc_inputs(points_in, triplets_in, sims_in, c, tau, at::kCPU);
-  check_hyphc_grad(grad_in, points_in, triplets_in);
-  const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
-  const at::Tensor norms = point_sqnorms(points, c);
-  const int64_t T = triplets.size(0), P = points.size(0), D = points.size(1);
-  at::Tensor grad_points = at::empty({P, D}, points.options());
-  at::Tensor grad_sims = at::empty_like(sims);
-  std::atomic<bool> bad{false};
-  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_backward_cpu", [&] {
-    const scalar_t* pts = points.data_ptr<scalar_t>();
-    const double* np = norms.data_ptr<double>();
-    const int64_t* tri = triplets.data_ptr<int64_t>();
-    const scalar_t* sp = sims.data_ptr<scalar_t>();
-    // The incoming gradient is read with its stride: the mean's gradient is one value expanded.
-    const scalar_t* gp = grad_in.data_ptr<scalar_t>();
-    const int64_t g_stride = grad_in.stride(0);
-    scalar_t* gsp = grad_sims.data_ptr<scalar_t>();
-    const hyphc::Vec vc(c), v_inv_sqrt_c(1.0 / std::sqrt(c)), v_inv_tau(1.0 / tau);
-    ThreadGradients<scalar_t> parts(P, D, points.options());
-    at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-      auto& mine = parts.mine();
-      bool finite = true;
-      for (int64_t t = begin; t < end; t += W) {
-        const int n = static_cast<int>(std::min<int64_t>(W, end - t));
-        const int ahead = static_cast<int>(std::clamp<int64_t>(end - t - W, 0, W));
-        prefetch_rows<0>(pts, tri, t + W, ahead, P, D);
-        prefetch_rows<1>(mine.rows, tri, t + W, ahead, P, D);
-        LaneInputs in;
-        if (!load_lanes(pts, np, tri, sp, t, n, P, D, &in, &finite)) {
-          finite = false;
-          break;
-        }
-        double g[W];
-        for (int k = 0; k < W; ++k) g[k] = k < n ? static_cast<double>(gp[(t + k) * g_stride]) : 0.0;
-        hyphc::Vec dl_ds[3], M[3][3];
-        hyphc::triplet_backward(in.aa, in.ae, in.ee, in.sims, hyphc::Vec::loadu(g), vc, v_inv_sqrt_c, v_inv_tau,
-                                dl_ds, M);
-        double ds[3][W], m[3][3][W];
-        for (int p = 0; p < 3; ++p) {
-          dl_ds[p].store(ds[p]);
-          for (int q = 0; q < 3; ++q) M[p][q].store(m[p][q]);
-        }
-        for (int k = 0; k < n; ++k) {
-          double Mk[3][3];
-          for (int p = 0; p < 3; ++p) {
-            gsp[3 * (t + k) + p] = static_cast<scalar_t>(ds[p][k]);
-            for (int q = 0; q < 3; ++q) Mk[p][q] = m[p][q][k];
-          }
-          parts.add(mine, pts, tri + 3 * (t + k), Mk, in.cancels[k]);
-        }
-        parts.added(mine, n);
-      }
-      if (!finite) bad.store(true, std::memory_order_relaxed);
-    });
-    if (!bad.load()) parts.sum_into(pts, grad_points.data_ptr<scalar_t>());
-  });
-  if (bad.load()) raise_bad_values(points, triplets, sims, c);
-  return {grad_points, grad_sims};
+// The backward computes the forward again, with the incoming gradient as the triplets' weights.
+TensorPair hyphc_triplet_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& points,
+                                           const at::Tensor& triplets, const at::Tensor& sims, double c, double tau) {
+  check_hyphc_inputs(points, triplets, sims, c, tau, at::kCPU);  // before the grad's checks, as the fake kernel
+  check_hyphc_grad(grad, points, triplets);
+  ForwardOut res = forward<true>(points, triplets, sims, c, tau, grad, true);
+  return {res.grad_points, res.grad_sims};
 }
-
 
 }  // namespace CPU_CAPABILITY
 }  // namespace hyperdml

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with a CUDA GPU and a CUDA-enabled torch: build the extension with its CUDA
-# kernels, run the test suite there (CUDA_TESTS narrows it), compute-sanitizer over both ops, and the CUDA
+# kernels, run the test suite there (CUDA_TESTS narrows it; tests/test_cdist_triton.py runs the
+# fused Triton cdist kernels on the GPU), compute-sanitizer over both ops (float32 cdist through the
+# Triton kernels, float64 through the CUDA C++ ones), and the CUDA
 # benchmarks (results in benchmarks/results/<gpu name>.json, tables in benchmarks/README.md).
 #   bash benchmarks/run_cuda_checks.sh [output-folder]     (default: $OUT, else benchmarks/results)
 # Everything it measures is written into the output folder as it goes, so a run cut short still
@@ -17,6 +19,8 @@ export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 "$py" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 "$py" setup.py build_ext --inplace > "$out/cuda_build.log" 2>&1 || { tail -40 "$out/cuda_build.log"; exit 1; }
 "$py" -c "import hyperdml; print(hyperdml.extension_info())"
+"$py" -c "import importlib, hyperdml.ops; m = importlib.import_module('hyperdml.ops.poincare_cdist'); \
+print('float32 cdist by the fused Triton kernels on:', m.FUSED_DEVICES or 'nothing (no Triton)')"
 ldd hyperdml/_C*.so | grep -E "stdc|cudart" || true
 echo "libstdc++ code linked into _C: $(nm -C hyperdml/_C*.so | grep -c ' [TW] std::' || true) symbols"
 "$py" -m pytest -q -p no:cacheprovider ${CUDA_TESTS:-tests} 2>&1 \

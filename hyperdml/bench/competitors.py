@@ -2,7 +2,10 @@
 
 ``poincare_cdist(x (B, D), y (N, D), c) → (B, N)``:
 
-- ``hyperdml``: the op (:func:`hyperdml.ops.poincare_cdist`).
+- ``hyperdml``: the op (:func:`hyperdml.ops.poincare_cdist`; on CUDA in float32 its fused
+  Triton kernels when Triton is installed).
+- ``hyperdml_gemm`` (CUDA only): the compiled op ``torch.ops.hyperdml.poincare_cdist``, a cuBLAS
+  GEMM then one elementwise kernel, the path the function takes without Triton or in float64.
 - ``matmul``: the bare matmuls of the same shapes, the roofline: ``x @ y.T`` forward; forward
   plus backward adds ``g @ y`` and ``g.T @ x`` (three GEMMs). Not the same quantity, so its
   output is not compared.
@@ -95,6 +98,11 @@ def hyphc_triplet_loss_closed(points: torch.Tensor, triplets: torch.Tensor, sims
     return sims.sum(1) - (sims * weights).sum(1)
 
 
+def _poincare_cdist_gemm(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
+    """The compiled C++ op (GEMM + elementwise kernel, its C++ backward), never the Triton kernels."""
+    return torch.ops.hyperdml.poincare_cdist(x, y, c)
+
+
 def matmul_forward(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The forward roofline: ``x (B, D) @ y.T`` → ``(B, N)``."""
     return x @ y.t()
@@ -127,6 +135,7 @@ class Competitor:
     compiled: bool = False
     comparable: bool = True
     needs: str | None = None  # module that must be importable
+    devices: tuple[str, ...] = ("cpu", "cuda")  # device types where it differs from the others
 
 
 def _bn(s):
@@ -137,6 +146,9 @@ COMPETITORS: dict[str, dict[str, Competitor]] = {
     "cdist": {
         "hyperdml": Competitor("hyperdml", "hyperdml op", poincare_cdist,
                                lambda s, m, k: (3 * _bn(s) + 2 * (s["B"] + s["N"]) * s["D"]) * k),
+        "hyperdml_gemm": Competitor("hyperdml_gemm", "hyperdml C++ op (cuBLAS + elementwise)", _poincare_cdist_gemm,
+                                    lambda s, m, k: (4 * _bn(s) + 2 * (s["B"] + s["N"]) * s["D"]) * k,
+                                    devices=("cuda",)),
         "matmul": Competitor("matmul", "bare matmul(s) (roofline)", None,
                              lambda s, m, k: 2 * _bn(s) * k, comparable=False),
         "torch": Competitor("torch", "plain PyTorch, eager", poincare_cdist_plain,

@@ -156,6 +156,9 @@ def render_device(data: dict, file_name: str, link_prefix: str = "",
         build = "compiled extension" + (" with CUDA kernels" if ext.get("cuda") else "")
         if ext.get("cpu_capability"):
             build += f", CPU kernels: {ext['cpu_capability']}"
+        if on_cuda:
+            build += (f"; float32 cdist by the fused Triton kernels (Triton {m['triton']})" if m.get("triton")
+                      else "; no Triton: float32 cdist by the C++ op")
     lines = [f"### {m['device_name']} (`{file_name}`)", "",
              f"{m['cpu']}, {m['cores']} cores; {m['platform']}; Python {m['python']}, torch {m['torch']}"
              + (f", CUDA {m['cuda']}" if m.get("cuda") else "") + f"; hyperdml {build}.", ""]

@@ -80,7 +80,20 @@ def machine_info(device: str) -> dict:
         "cuda": torch.version.cuda if cuda else None,
         "extension": hyperdml.extension_info(),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "triton": _triton_version() if cuda else None,
     }
+
+
+def _triton_version() -> str | None:
+    """Triton's version where poincare_cdist's fused Triton kernels serve CUDA, else None."""
+    import importlib
+
+    module = importlib.import_module("hyperdml.ops.poincare_cdist")
+    if "cuda" not in module.FUSED_DEVICES:
+        return None
+    import triton
+
+    return triton.__version__
 
 
 def now_utc() -> str:

@@ -75,6 +75,9 @@ def run_case(case: dict, settings: dict) -> dict:
         result.update(status="skipped", reason=f"would need ~{estimate / 2**30:.1f} GiB "
                       f"(memory budget {budget / 2**30:.1f} GiB)")
         return result
+    if device.split(":")[0] not in comp.devices:
+        result.update(status="skipped", reason=f"runs on {', '.join(comp.devices)} only")
+        return result
     if comp.needs and importlib.util.find_spec(comp.needs) is None:
         result.update(status="skipped", reason=f"needs the {comp.needs} package")
         return result

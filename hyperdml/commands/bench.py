@@ -22,7 +22,7 @@ _OP_ARGS = {
         "sweep": "N",
         "help": "poincare_cdist(x (B,D), y (N,D), c) against bare matmuls, plain PyTorch (eager, "
                 "torch.compile) and geoopt",
-        "competitors": "hyperdml, matmul, torch, compile, geoopt",
+        "competitors": "hyperdml, hyperdml_gemm, matmul, torch, compile, geoopt",
         "params": {"c": 0.1},
     },
     "hyphc": {
@@ -158,8 +158,10 @@ def run(args) -> int:
             raise ConfigError(f"--sweep-mode must be fwd or fwdbwd, got {args.sweep_mode!r}")
         sweep = {"key": mod.SWEEP_KEY, "values": values, "mode": args.sweep_mode, "fixed": fixed}
     if args.competitors is None or args.competitors == "all":
+        device_type = args.device.split(":")[0]
         competitors = [name for name, comp in COMPETITORS[args.bench_op].items()
-                       if not (args.quick and args.competitors is None and comp.compiled)]
+                       if not (args.quick and args.competitors is None and comp.compiled)
+                       and device_type in comp.devices]
     else:
         competitors = _names("competitors", args.competitors)
     for name in ("threads", "min_repeats"):

@@ -140,6 +140,12 @@ def _op_same(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None
         raise TypeError(f"{a_name} is {_dtype(a)} but {b_name} is {_dtype(b)}; pass one dtype")
 
 
+def check_float32(t: torch.Tensor, name: str) -> None:
+    """``t`` is float32 (the Triton kernels' one dtype)."""
+    if t.dtype != torch.float32:
+        raise TypeError(f"{name} must be float32 for the fused Triton kernels, got {_dtype(t)}")
+
+
 def check_cdist_args(x: torch.Tensor, y: torch.Tensor, c: float) -> None:
     """Arguments of ``hyperdml::poincare_cdist``: two float ``(rows, D)`` tensors, one dtype."""
     check_curvature(c)

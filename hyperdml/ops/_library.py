@@ -30,6 +30,15 @@ def ensure_op(name: str, schema: str, fallback: Callable) -> str:
     return qualname
 
 
+def define_op(name: str, schema: str, kernel: Callable, devices: tuple[str, ...]) -> str:
+    """Define ``hyperdml::name`` from Python with ``kernel`` on ``devices`` (``"cuda"``, ``"cpu"``)
+    only. Returns the qualified name."""
+    _FRAGMENT.define(f"{name}{schema}")
+    for device in devices:
+        _FRAGMENT.impl(name, kernel, device.upper())
+    return f"hyperdml::{name}"
+
+
 def register_op_rules(op: str, backward_op: str, backward: Callable, setup_context: Callable,
                       double_backward: Callable, backward_setup_context: Callable) -> None:
     """Everything an op registers besides its kernels: its autograd (``backward`` calls

@@ -5,9 +5,18 @@ that compute the inner products with one GEMM and fuse everything else, so neith
 backward materialises a ``(B, N, D)`` tensor. Its backward is the op
 ``hyperdml::poincare_cdist_backward``. Without the extension both fall back to the references in
 :mod:`hyperdml.ops.reference`.
+
+On CUDA in float32, when Triton is installed, :func:`poincare_cdist` takes the ops
+``hyperdml::poincare_cdist_fused`` and ``hyperdml::poincare_cdist_fused_backward`` instead: Triton
+kernels (:mod:`hyperdml.ops._cdist_triton`) that compute the distances in the GEMM's epilogue
+(``HYPERDML_DISABLE_TRITON=1`` turns them off; under ``TRITON_INTERPRET=1`` they serve CPU float32
+tensors too, through Triton's interpreter, which is how the tests run them without a GPU).
 """
 
 from __future__ import annotations
+
+import os
+import warnings
 
 import torch
 
@@ -62,7 +71,7 @@ def _setup_context(ctx, inputs, output):
     ctx.c = c
 
 
-def _backward(ctx, grad):
+def _gradients(ctx, grad, backward_op):
     x, y, dist = ctx.saved_tensors
     need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     if not (need_x or need_y):
@@ -72,8 +81,12 @@ def _backward(ctx, grad):
         # in plain PyTorch, whose own derivatives autograd takes exactly. Otherwise the fused kernel.
         grad_x, grad_y = poincare_cdist_backward_reference(grad, x, y, dist, ctx.c)
     else:
-        grad_x, grad_y = torch.ops.hyperdml.poincare_cdist_backward(grad.contiguous(), x, y, dist, ctx.c)
+        grad_x, grad_y = backward_op(grad.contiguous(), x, y, dist, ctx.c)
     return (grad_x if need_x else None), (grad_y if need_y else None), None
+
+
+def _backward(ctx, grad):
+    return _gradients(ctx, grad, torch.ops.hyperdml.poincare_cdist_backward)
 
 
 def _backward_setup_context(ctx, inputs, output):
@@ -94,6 +107,105 @@ def _double_backward(ctx, grad_grad_x, grad_grad_y):
 _library.register_op_rules(_OP, _BACKWARD_OP, _backward, _setup_context, _double_backward, _backward_setup_context)
 
 
+def _fused_devices() -> tuple[str, ...]:
+    """Device types whose float32 calls take the Triton kernels: CUDA when Triton imports, and
+    the CPU too under ``TRITON_INTERPRET=1``; none with ``HYPERDML_DISABLE_TRITON=1``."""
+    if os.environ.get("HYPERDML_DISABLE_TRITON") == "1":
+        return ()
+    interpreting = os.environ.get("TRITON_INTERPRET") == "1"
+    if not (interpreting or torch.cuda.is_available()):
+        return ()  # no GPU: Triton is not even imported
+    try:
+        from hyperdml.ops import _cdist_triton  # noqa: F401
+    except ImportError:
+        return ()
+    return ("cuda", "cpu") if interpreting else ("cuda",)
+
+
+FUSED_DEVICES = _fused_devices()
+
+
+def _triton_or_cpp(triton_call, cpp_call):
+    """``triton_call()``; where Triton cannot compile or launch its kernels (no C compiler for its
+    launcher, a GPU it does not support), warns once and takes ``cpp_call()``, the C++ op, for
+    this call and every later one."""
+    global FUSED_DEVICES
+    try:
+        return triton_call()
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 (any failure of Triton's toolchain)
+        FUSED_DEVICES = ()
+        warnings.warn(
+            f"hyperdml: the Triton kernels of poincare_cdist failed ({type(error).__name__}: {error}); "
+            "float32 poincare_cdist takes the C++ op from now on (HYPERDML_DISABLE_TRITON=1 skips "
+            "the Triton kernels)", RuntimeWarning, stacklevel=2,
+        )
+        return cpp_call()
+
+
+def _fused_forward(x, y, c):
+    from hyperdml.ops import _cdist_triton
+
+    _checks.check_cdist_args(x, y, c)
+    _checks.check_float32(x, "x")
+    x, y = x.contiguous(), y.contiguous()
+    xx, yy = (x * x).sum(1), (y * y).sum(1)
+    if not bool(torch.stack([(xx * c < 1).all(), (yy * c < 1).all()]).all()):  # one host sync
+        _checks.check_in_ball(x, c, "x")
+        _checks.check_in_ball(y, c, "y")
+    return _triton_or_cpp(lambda: _cdist_triton.distances(x, y, xx, yy, c),
+                          lambda: torch.ops.hyperdml.poincare_cdist(x, y, c))
+
+
+def _fused_backward_kernel(grad, x, y, dist, c):
+    from hyperdml.ops import _cdist_triton
+
+    _checks.check_cdist_backward_args(grad, x, y, dist, c)
+    _checks.check_float32(x, "x")
+    x, y, grad, dist = x.contiguous(), y.contiguous(), grad.contiguous(), dist.contiguous()
+    ok = [((x * x).sum(1) * c < 1).all(), ((y * y).sum(1) * c < 1).all()]
+    if dist.numel():
+        lo, hi = torch.aminmax(dist)  # NaN fails both tests
+        ok += [lo >= 0, torch.isfinite(hi)]
+    if not bool(torch.stack(ok).all()):  # one host sync
+        _check_backward_values(x, y, dist, c)
+    return _triton_or_cpp(lambda: _cdist_triton.gradients(grad, x, y, dist, c),
+                          lambda: torch.ops.hyperdml.poincare_cdist_backward(grad, x, y, dist, c))
+
+
+if FUSED_DEVICES:
+    _FUSED_OP = _library.define_op(
+        "poincare_cdist_fused", "(Tensor x, Tensor y, float c) -> Tensor", _fused_forward, FUSED_DEVICES
+    )
+    _FUSED_BACKWARD_OP = _library.define_op(
+        "poincare_cdist_fused_backward", "(Tensor grad, Tensor x, Tensor y, Tensor dist, float c) -> (Tensor, Tensor)",
+        _fused_backward_kernel, FUSED_DEVICES,
+    )
+
+    @torch.library.register_fake(_FUSED_OP, lib=_library._FRAGMENT)
+    def _fused_forward_fake(x, y, c):
+        out = _forward_fake(x, y, c)
+        _checks.check_float32(x, "x")
+        return out
+
+    @torch.library.register_fake(_FUSED_BACKWARD_OP, lib=_library._FRAGMENT)
+    def _fused_backward_fake(grad, x, y, dist, c):
+        out = _backward_fake(grad, x, y, dist, c)
+        _checks.check_float32(x, "x")
+        return out
+
+    def _fused_backward(ctx, grad):
+        return _gradients(ctx, grad, torch.ops.hyperdml.poincare_cdist_fused_backward)
+
+    _library.register_op_rules(_FUSED_OP, _FUSED_BACKWARD_OP, _fused_backward, _setup_context, _double_backward,
+                               _backward_setup_context)
+
+
+def _uses_fused(x: torch.Tensor) -> bool:
+    return x.dtype == torch.float32 and x.device.type in FUSED_DEVICES
+
+
 class _PoincareCdist(torch.autograd.Function):
     """The op with the same backward, as an ``autograd.Function`` that ``torch.func`` accepts."""
 
@@ -101,10 +213,17 @@ class _PoincareCdist(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, c):
+        if _uses_fused(x):
+            return torch.ops.hyperdml.poincare_cdist_fused(x, y, c)
         return torch.ops.hyperdml.poincare_cdist(x, y, c)
 
     setup_context = staticmethod(_setup_context)
-    backward = staticmethod(_backward)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if _uses_fused(ctx.saved_tensors[0]):
+            return _gradients(ctx, grad, torch.ops.hyperdml.poincare_cdist_fused_backward)
+        return _backward(ctx, grad)
 
 
 def poincare_cdist(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
@@ -122,6 +241,9 @@ def poincare_cdist(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
         Differentiable in ``x`` and ``y``, to any order (``create_graph=True``, ``torch.func``);
         the gradient at ``x_i == y_j`` is 0. First derivatives use the fused kernel; when a graph
         of the gradient is built, the closed-form gradient in plain PyTorch (``(B, N)`` temporaries).
+        On CUDA in float32 with Triton installed, one Triton kernel computes the distances in its
+        GEMM's epilogue (inner products from TF32 tensor cores in three passes, ``tf32x3``, on
+        GPUs that have them: float32 accuracy, see ``docs/ops.md``).
 
     Raises:
         TypeError / ValueError naming the problem: wrong rank or mismatched D, integer or mixed
@@ -135,4 +257,6 @@ def poincare_cdist(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
     _checks.check_same({"x": x, "y": y})
     if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):  # also true under torch.func.grad
         return _PoincareCdist.apply(x, y, c)
+    if _uses_fused(x):
+        return torch.ops.hyperdml.poincare_cdist_fused(x, y, c)
     return torch.ops.hyperdml.poincare_cdist(x, y, c)  # no autograd.Function overhead (~35 us)

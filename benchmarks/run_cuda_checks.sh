@@ -13,6 +13,10 @@ mkdir -p "$out"
 py=${PYTHON:-python3}
 if [ -n "${WHEELS:-}" ]; then
   "$py" -m pip install -q --no-index --find-links "$WHEELS" geoopt scipy tqdm filelock 2>&1 | tail -3 || true
+  # Triton (the fused float32 cdist kernels) comes with torch's Linux wheels; a wheel in WHEELS
+  # fills the gap where it is missing.
+  "$py" -c "import triton" 2> /dev/null \
+    || "$py" -m pip install -q --no-index --find-links "$WHEELS" triton 2>&1 | tail -3 || true
 fi
 export HYPERDML_WITH_CUDA=1 PYTHONUNBUFFERED=1
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}

@@ -185,6 +185,30 @@ def test_opcheck(dev):
                           test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
 
 
+@needs_fused
+def test_compile_vmap_and_double_backward(dev):
+    x = ball_points(12, 6, 1.0, seed=17, dtype=torch.float32, device=dev)
+    y = ball_points(9, 6, 1.0, seed=18, dtype=torch.float32, device=dev)
+    want = poincare_cdist(x, y, 1.0)
+    compiled = torch.compile(lambda a, b: poincare_cdist(a, b, 1.0), fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x, y), want)
+    a = x.clone().requires_grad_(True)
+    compiled(a, y).sum().backward()
+    b = x.clone().requires_grad_(True)
+    poincare_cdist(b, y, 1.0).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)
+    batched = torch.vmap(lambda p: poincare_cdist(p, y, 1.0))(torch.stack([x, x.flip(0)]))
+    torch.testing.assert_close(batched[1], want.flip(0))
+    # second derivatives through the closed form: finite and equal to float64 autograd
+    c = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(poincare_cdist(c, y, 1.0).sum(), c, create_graph=True)
+    (h,) = torch.autograd.grad(g.pow(2).sum(), c)
+    cd = x.double().requires_grad_(True)
+    (gd,) = torch.autograd.grad(exact(cd, y, 1.0).sum(), cd, create_graph=True)
+    (hd,) = torch.autograd.grad(gd.pow(2).sum(), cd)
+    torch.testing.assert_close(h.double(), hd, rtol=1e-3, atol=1e-3 * hd.abs().max().item())
+
+
 @pytest.mark.skipif(not HAS_TRITON or INTERPRETING, reason="needs Triton's GPU compiler")
 @pytest.mark.parametrize("capability", [75, 80, 90])
 def test_kernels_compile_for_gpus(capability):

@@ -1,8 +1,8 @@
-"""Regenerate the results tables of ``benchmarks/README.md`` from ``benchmarks/results/*.json``.
+"""Regenerate the results tables of ``benchmarks/README.md`` from ``benchmarks/results/*.json`` (and ``*/*.json``).
 
 ``python benchmarks/report.py [--results DIR] [--readme FILE] [--include-quick]`` replaces the text
 between :data:`BEGIN` and :data:`END` in the README with every results file's tables (written by
-``hyperdml bench``) and, under each run, this repository's targets (:mod:`targets`), met or
+``hyperdml bench``; a subfolder holds runs of other settings, e.g. ``threads-2/``) and, under each run, this repository's targets (:mod:`targets`), met or
 missed as the cases measured them; it also rewrites each run's ``<device>-<op>.md`` from its
 JSON. ``benchmarks/bench_ops.py`` calls it after each full run.
 """
@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 from hyperdml._atomic import atomic_write_text  # noqa: E402
-from hyperdml.bench.markdown import render_results, render_run  # noqa: E402
+from hyperdml.bench.markdown import render_results, render_run, result_files  # noqa: E402
 from hyperdml.bench.results import load_results  # noqa: E402
 from targets import target_lines  # noqa: E402
 
@@ -45,12 +45,10 @@ def update_readme(readme_path: str, results_dir: str, include_quick: bool = Fals
 
 def rewrite_run_files(results_dir: str, include_quick: bool = False) -> None:
     """Each run's ``<device>[-quick]-<op>.md`` rendered again from the JSON (what ``hyperdml bench`` wrote)."""
-    for name in sorted(os.listdir(results_dir)):
-        if not name.endswith(".json") or (name.endswith("-quick.json") and not include_quick):
-            continue
-        data = load_results(os.path.join(results_dir, name))
+    for json_path in result_files(results_dir, include_quick):
+        data = load_results(json_path)
         for op, run in data["runs"].items():
-            path = os.path.join(results_dir, f"{name[:-len('.json')]}-{op}.md")
+            path = f"{json_path[:-len('.json')]}-{op}.md"
             atomic_write_text(path, "\n".join(render_run(run, extra=target_lines)) + "\n")
 
 

@@ -168,19 +168,27 @@ def render_device(data: dict, file_name: str, link_prefix: str = "",
     return lines
 
 
+def result_files(results_dir: str, include_quick: bool = False) -> list[str]:
+    """The ``<device>.json`` files in ``results_dir`` and in its subfolders (one level)."""
+    paths = glob.glob(os.path.join(results_dir, "*.json")) + glob.glob(os.path.join(results_dir, "*", "*.json"))
+    return sorted(p for p in paths if include_quick or not p.endswith("-quick.json"))
+
+
 def render_results(results_dir: str, include_quick: bool = False, link_prefix: str = "",
                    extra: Callable[[dict], list[str]] | None = None) -> str:
-    """The Markdown of every results file in ``results_dir`` (CPU files first).
+    """The Markdown of every results file in ``results_dir`` and its subfolders (one level: runs of
+    other settings, e.g. ``threads-2/``), CPU files first, the folder's own before its subfolders'.
 
     ``link_prefix``: ``results_dir`` relative to the Markdown file; ``extra``: see :func:`render_run`.
     """
-    paths = sorted(glob.glob(os.path.join(results_dir, "*.json")))
-    if not include_quick:
-        paths = [p for p in paths if not p.endswith("-quick.json")]
-    paths.sort(key=lambda p: (not os.path.basename(p).startswith("cpu"), p))
+    paths = result_files(results_dir, include_quick)
+    paths.sort(key=lambda p: (not os.path.basename(p).startswith("cpu"), os.path.dirname(p) != results_dir, p))
     lines = []
     for path in paths:
-        lines += render_device(load_results(path), link_prefix + os.path.basename(path), link_prefix, extra)
+        rel = os.path.relpath(path, results_dir).replace(os.sep, "/")
+        folder = rel.rpartition("/")[0]
+        lines += render_device(load_results(path), link_prefix + rel, link_prefix + (folder + "/" if folder else ""),
+                               extra)
     if not lines:
         lines = ["No results yet: run `hyperdml bench cdist` and `hyperdml bench hyphc`."]
     return "\n".join(lines).rstrip() + "\n"

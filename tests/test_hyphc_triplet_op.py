@@ -541,6 +541,23 @@ def test_float32_sums_are_flushed_into_float64():
     assert 1e-9 < relative <= 4096 * 2.0**-24, relative  # above 1e-9: summed in float32, not float64
 
 
+@requires_cuda
+def test_cuda_float32_gradients_are_summed_in_float64():
+    """The CUDA backward adds every triplet's terms into float64 (atomic adds): 200 000 copies of
+    one triplet on 3 points stay within float32 rounding of the float64 sum, where a float32
+    running sum would drift by ~1e-2."""
+    points, triplets, sims = problem(p=3, d=8, t=1, seed=13, dtype=torch.float32)
+    triplets = torch.tensor([[0, 1, 2]]).expand(200_000, 3).contiguous()
+    sims = sims.expand(200_000, 3).contiguous()
+    ones = torch.ones(200_000, dtype=torch.float32, device="cuda")
+    got, _ = torch.ops.hyperdml.hyphc_triplet_loss_backward(ones, points.cuda(), triplets.cuda(), sims.cuda(),
+                                                           1.0, 0.1)
+    want, _ = hyphc_triplet_loss_backward_reference(ones.double().cpu(), points.double(), triplets, sims.double(),
+                                                    1.0, 0.1)
+    relative = ((got.cpu().double() - want).abs().max() / want.abs().max()).item()
+    assert got.dtype == torch.float32 and relative < 1e-6, relative
+
+
 def test_opcheck_sum_grads():
     points, triplets, sims = problem(p=8, d=4, t=30)
     op = torch.ops.hyperdml.hyphc_triplet_loss_and_sum_grads.default

@@ -325,6 +325,31 @@ def test_cuda_matches_cpu_and_uses_no_bnd_memory():
     torch.testing.assert_close(out.detach().cpu(), cpu, rtol=1e-4, atol=1e-4)
 
 
+@requires_cuda
+def test_cuda_cpp_op_ignores_tf32():
+    """With TF32 allowed (as many training scripts set it), the C++ op's GEMMs would round float32
+    products to 2^-11: it takes float64 GEMMs for float32 then, so pairs just outside the near-pair
+    guard keep float32 accuracy, in the distances and in the gradients."""
+    x = ball_points(64, 128, 1.0, max_frac=0.9, seed=30, device="cuda")
+    g = torch.Generator().manual_seed(31)
+    y = x + (torch.randn(64, 128, generator=g, dtype=torch.float64) * 0.02).cuda()  # ||x-y||^2 ~ norms / 20
+    y = y * 0.9
+    xf, yf = x.float().requires_grad_(True), y.float().requires_grad_(True)
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        out = torch.ops.hyperdml.poincare_cdist(xf, yf, 1.0)
+        got = torch.autograd.grad(out.sum(), (xf, yf))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    xd, yd = xf.detach().double().requires_grad_(True), yf.detach().double().requires_grad_(True)
+    ref = exact_distance(xd, yd, 1.0)
+    want = torch.autograd.grad(ref.sum(), (xd, yd))
+    torch.testing.assert_close(out.detach().double(), ref.detach(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+
+
 def test_empty_inputs(device):
     x = torch.zeros(0, 4, dtype=torch.float64, device=device)
     y = ball_points(3, 4, device=device)

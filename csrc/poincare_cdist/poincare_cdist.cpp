@@ -46,10 +46,17 @@ std::tuple<at::Tensor, at::Tensor> cdist_gradients(const at::Tensor& row, const 
   // grad_x = diag(row) x - W y and grad_y = diag(col) y - W^T x, each one GEMM that accumulates
   // in place into the diagonal term (addmm_ with beta = 1, alpha = -1): no subtraction pass and
   // no second (N, D) buffer.
-  at::Tensor grad_x = row.unsqueeze(1) * x;
-  grad_x.addmm_(weights, y, 1, -1);
-  at::Tensor grad_y = col.unsqueeze(1) * y;
-  grad_y.addmm_(weights.t(), x, 1, -1);
+  // Where TF32 is allowed (allow_tf32, set_float32_matmul_precision("high")), cuBLAS would round
+  // float32 products to 2^-11 of their size: float32 inputs then take float64 GEMMs.
+  const bool widen = x.scalar_type() == at::kFloat && at::globalContext().allowTF32CuBLAS();
+  const auto gemm_type = widen ? at::kDouble : x.scalar_type();
+  const at::Tensor w = weights.to(gemm_type), xg = x.to(gemm_type), yg = y.to(gemm_type);
+  at::Tensor grad_x = row.unsqueeze(1).to(gemm_type) * xg;
+  grad_x.addmm_(w, yg, 1, -1);
+  at::Tensor grad_y = col.unsqueeze(1).to(gemm_type) * yg;
+  grad_y.addmm_(w.t(), xg, 1, -1);
+  grad_x = grad_x.to(x.scalar_type());
+  grad_y = grad_y.to(x.scalar_type());
   add_near_pairs(grad_x, grad_y, near, grad, dist, x, y, alpha, beta, c);
   return {grad_x, grad_y};
 }

@@ -76,8 +76,10 @@ __global__ void forward_kernel(T* __restrict__ out, const T* __restrict__ pts, c
   }
 }
 
+// grad_pts is float64 for either dtype: a point's gradient sums the terms of every triplet that
+// holds it, which float32 atomics would add with an error growing with their number.
 template <typename T>
-__global__ void backward_kernel(T* __restrict__ grad_pts, T* __restrict__ grad_sims, const T* __restrict__ grad,
+__global__ void backward_kernel(double* __restrict__ grad_pts, T* __restrict__ grad_sims, const T* __restrict__ grad,
                                 const T* __restrict__ pts, const int64_t* __restrict__ tri,
                                 const T* __restrict__ sims, int64_t n, int64_t dim, double c, double inv_sqrt_c,
                                 double inv_tau) {
@@ -107,7 +109,7 @@ __global__ void backward_kernel(T* __restrict__ grad_pts, T* __restrict__ grad_s
       for (int64_t d = w.lane; d < dim; d += kWarp) {
         const double a = z0[d], b = z1[d], e = z2[d];
         for (int p = 0; p < 3; ++p)
-          atomicAdd(grad_pts + idx[p] * dim + d, static_cast<T>(Mk[p][0] * a + Mk[p][1] * b + Mk[p][2] * e));
+          atomicAdd(grad_pts + idx[p] * dim + d, Mk[p][0] * a + Mk[p][1] * b + Mk[p][2] * e);
       }
     }
   }
@@ -143,17 +145,18 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cuda(const at::Te
   const at::Tensor grad = grad_in.contiguous();
   check_hyphc_values(points, triplets, sims, c);
   const int64_t T = triplets.size(0), D = points.size(1);
-  at::Tensor grad_points = at::zeros_like(points);
+  at::Tensor grad_points = at::zeros_like(points, points.options().dtype(at::kDouble));
   at::Tensor grad_sims = at::empty_like(sims);
-  if (T == 0) return {grad_points, grad_sims};
+  if (T == 0) return {grad_points.to(points.scalar_type()), grad_sims};
+  at::globalContext().alertNotDeterministic("hyphc_triplet_loss_backward_cuda");  // atomic adds
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_backward_cuda", [&] {
     backward_kernel<scalar_t><<<blocks_for(T, kThreads), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        grad_points.data_ptr<scalar_t>(), grad_sims.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(),
+        grad_points.data_ptr<double>(), grad_sims.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(),
         points.data_ptr<scalar_t>(), triplets.data_ptr<int64_t>(), sims.data_ptr<scalar_t>(), T, D, c,
         1.0 / std::sqrt(c), 1.0 / tau);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {grad_points, grad_sims};
+  return {grad_points.to(points.scalar_type()), grad_sims};
 }
 
 }  // namespace

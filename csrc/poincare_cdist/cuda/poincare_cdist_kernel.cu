@@ -58,7 +58,12 @@ at::Tensor poincare_cdist_cuda(const at::Tensor& x_in, const at::Tensor& y_in, d
   const at::Tensor xx = (x * x).sum(1), yy = (y * y).sum(1);
   check_in_ball(x, xx, c, "x");
   check_in_ball(y, yy, c, "y");
-  at::Tensor out = at::mm(x, y.t()).contiguous();
+  // Where TF32 is allowed (allow_tf32, set_float32_matmul_precision("high")), cuBLAS would round
+  // the products to 2^-11 of their size: errors of several percent in the squared distances just
+  // outside the near-pair guard. float32 inputs then take a float64 GEMM.
+  const bool widen = x.scalar_type() == at::kFloat && at::globalContext().allowTF32CuBLAS();
+  at::Tensor out = widen ? at::mm(x.to(at::kDouble), y.to(at::kDouble).t()).to(at::kFloat)
+                         : at::mm(x, y.t()).contiguous();
   const int64_t B = x.size(0), N = y.size(0), D = x.size(1);
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "poincare_cdist_cuda", [&] {

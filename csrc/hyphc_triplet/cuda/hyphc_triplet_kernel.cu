@@ -80,7 +80,7 @@ __global__ void forward_kernel(T* __restrict__ out, const T* __restrict__ pts, c
 // holds it, which float32 atomics would add with an error growing with their number.
 template <typename T>
 __global__ void backward_kernel(double* __restrict__ grad_pts, T* __restrict__ grad_sims, const T* __restrict__ grad,
-                                const T* __restrict__ pts, const int64_t* __restrict__ tri,
+                                int64_t grad_stride, const T* __restrict__ pts, const int64_t* __restrict__ tri,
                                 const T* __restrict__ sims, int64_t n, int64_t dim, double c, double inv_sqrt_c,
                                 double inv_tau) {
   const WarpIndex w = warp_index();
@@ -94,7 +94,7 @@ __global__ void backward_kernel(double* __restrict__ grad_pts, T* __restrict__ g
       const double s[3] = {static_cast<double>(sims[3 * t]), static_cast<double>(sims[3 * t + 1]),
                            static_cast<double>(sims[3 * t + 2])};
       double dl_ds[3];
-      hyphc::triplet_backward_from_sums<double>(sums, s, static_cast<double>(grad[t]), c, inv_sqrt_c, inv_tau, dl_ds,
+      hyphc::triplet_backward_from_sums<double>(sums, s, static_cast<double>(grad[t * grad_stride]), c, inv_sqrt_c, inv_tau, dl_ds,
                                                 M);
       for (int m = 0; m < 3; ++m) grad_sims[3 * t + m] = static_cast<T>(dl_ds[m]);
     }
@@ -142,7 +142,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cuda(const at::Te
   check_hyphc_grad(grad_in, points_in, triplets_in);
   const c10::cuda::CUDAGuard guard(points_in.device());
   const at::Tensor points = points_in.contiguous(), triplets = triplets_in.contiguous(), sims = sims_in.contiguous();
-  const at::Tensor grad = grad_in.contiguous();
+  const at::Tensor& grad = grad_in;  // any stride: a mean's gradient is one value, expanded
   check_hyphc_values(points, triplets, sims, c);
   const int64_t T = triplets.size(0), D = points.size(1);
   at::Tensor grad_points = at::zeros_like(points, points.options().dtype(at::kDouble));
@@ -152,7 +152,7 @@ std::tuple<at::Tensor, at::Tensor> hyphc_triplet_loss_backward_cuda(const at::Te
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hyphc_triplet_loss_backward_cuda", [&] {
     backward_kernel<scalar_t><<<blocks_for(T, kThreads), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         grad_points.data_ptr<double>(), grad_sims.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(),
-        points.data_ptr<scalar_t>(), triplets.data_ptr<int64_t>(), sims.data_ptr<scalar_t>(), T, D, c,
+        grad.stride(0), points.data_ptr<scalar_t>(), triplets.data_ptr<int64_t>(), sims.data_ptr<scalar_t>(), T, D, c,
         1.0 / std::sqrt(c), 1.0 / tau);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

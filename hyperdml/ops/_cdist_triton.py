@@ -104,9 +104,11 @@ def _exact_tiles_kernel(x_ptr, y_ptr, xx_ptr, yy_ptr, out_ptr, near_tiles_ptr, B
                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SUB_M: tl.constexpr):
     """The marked tiles again, every pair from the differences of its rows (exact where the GEMM
     form cancels); a program per tile of the forward, most of which find no mark and return."""
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    if tl.load(near_tiles_ptr + pid_m * tl.num_programs(1) + pid_n) != 0:
+    pid = tl.program_id(0)  # one grid axis: a second one would cap N at 65 535 tiles
+    grid_n = tl.cdiv(N, BLOCK_N)
+    pid_m = pid // grid_n
+    pid_n = pid % grid_n
+    if tl.load(near_tiles_ptr + pid) != 0:
         rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         col_ok = rn < N
         y_rows = y_ptr + rn.to(tl.int64) * D
@@ -129,8 +131,10 @@ def _exact_tiles_kernel(x_ptr, y_ptr, xx_ptr, yy_ptr, out_ptr, near_tiles_ptr, B
 @triton.jit
 def _weights_kernel(grad_ptr, dist_ptr, alpha_ptr, beta_ptr, w_ptr, near_ptr, row_part_ptr, col_part_ptr,
                     B, N, sqrt_c, near_ratio, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
+    pid = tl.program_id(0)  # one grid axis: a second one would cap N at 65 535 tiles
+    grid_n = tl.cdiv(N, BLOCK_N)
+    pid_m = pid // grid_n
+    pid_n = pid % grid_n
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rm < B
@@ -157,7 +161,7 @@ def _weights_kernel(grad_ptr, dist_ptr, alpha_ptr, beta_ptr, w_ptr, near_ptr, ro
     # row_i = Σ_j A_ij (1 + u_ij β_j / 2), col_j = Σ_i A_ij (1 + u_ij α_i / 2): this tile's share
     row = tl.sum(w, axis=1) + 0.5 * tl.sum(wu * b_j[None, :], axis=1)
     col = tl.sum(w, axis=0) + 0.5 * tl.sum(wu * a_i[:, None], axis=0)
-    tl.store(row_part_ptr + rm.to(tl.int64) * tl.num_programs(1) + pid_n, row, mask=row_ok)
+    tl.store(row_part_ptr + rm.to(tl.int64) * grid_n + pid_n, row, mask=row_ok)
     tl.store(col_part_ptr + pid_m.to(tl.int64) * N + rn, col, mask=col_ok)
 
 
@@ -198,7 +202,7 @@ def distances(x: torch.Tensor, y: torch.Tensor, xx: torch.Tensor, yy: torch.Tens
     with _on(x.device):
         _distance_kernel[(grid_m * grid_n,)](x, y, xx, yy, out, near_tiles, B, N, D, c, 1.0 / c**0.5, NEAR_RATIO,
                                              **config)
-        _exact_tiles_kernel[(grid_m, grid_n)](x, y, xx, yy, out, near_tiles, B, N, D, c, 1.0 / c**0.5,
+        _exact_tiles_kernel[(grid_m * grid_n,)](x, y, xx, yy, out, near_tiles, B, N, D, c, 1.0 / c**0.5,
                                               BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"],
                                               SUB_M=min(32, config["BLOCK_M"]), num_warps=4)
     return out
@@ -210,13 +214,13 @@ def weights(grad: torch.Tensor, dist: torch.Tensor, alpha: torch.Tensor, beta: t
     row (B,), col (N,))``."""
     B, N = dist.shape
     config = weights_config()
-    grid = (triton.cdiv(B, config["BLOCK_M"]), triton.cdiv(N, config["BLOCK_N"]))
+    grid_m, grid_n = triton.cdiv(B, config["BLOCK_M"]), triton.cdiv(N, config["BLOCK_N"])
     w = torch.empty_like(dist)
     near = torch.empty((B, N), dtype=torch.int8, device=dist.device)
-    row_part = torch.empty((B, grid[1]), dtype=dist.dtype, device=dist.device)
-    col_part = torch.empty((grid[0], N), dtype=dist.dtype, device=dist.device)
+    row_part = torch.empty((B, grid_n), dtype=dist.dtype, device=dist.device)
+    col_part = torch.empty((grid_m, N), dtype=dist.dtype, device=dist.device)
     with _on(dist.device):
-        _weights_kernel[grid](grad, dist, alpha, beta, w, near, row_part, col_part, B, N, c**0.5, NEAR_RATIO,
+        _weights_kernel[(grid_m * grid_n,)](grad, dist, alpha, beta, w, near, row_part, col_part, B, N, c**0.5, NEAR_RATIO,
                               **config)
     return w, near, row_part.sum(1), col_part.sum(0)
 

@@ -28,6 +28,8 @@ import torch
 import triton
 import triton.language as tl
 
+from hyperdml.ops.reference import add_cdist_pair_terms, cdist_pair_weights
+
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 NEAR_RATIO = 1.0 / 64  # cdist::kNearRatio
 # Inner-product precision of the forward's GEMM on GPUs with TF32 tensor cores (compute
@@ -225,39 +227,25 @@ def weights(grad: torch.Tensor, dist: torch.Tensor, alpha: torch.Tensor, beta: t
     return w, near, row_part.sum(1), col_part.sum(0)
 
 
-def gradients(grad: torch.Tensor, x: torch.Tensor, y: torch.Tensor, dist: torch.Tensor, c: float):
+def gradients(grad: torch.Tensor, x: torch.Tensor, y: torch.Tensor, dist: torch.Tensor, xx: torch.Tensor,
+              yy: torch.Tensor, c: float, chunk_elements: int = 1 << 22):
     """``(grad_x (B, D), grad_y (N, D))`` of ``Σ grad ⊙ dist`` for contiguous float32 inputs of the
-    shapes the forward took and gave; inputs are not checked here."""
-    alpha = 1 - c * (x * x).sum(1)
-    beta = 1 - c * (y * y).sum(1)
+    shapes the forward took and gave, with the rows' squared norms ``xx (B,)``, ``yy (N,)``;
+    inputs are not checked here."""
     if grad.numel() == 0:
         return torch.zeros_like(x), torch.zeros_like(y)
+    alpha, beta = 1 - c * xx, 1 - c * yy
     w, near, row, col = weights(grad, dist, alpha, beta, c)
     # grad_x = diag(row) x − W y, grad_y = diag(col) y − Wᵀ x: each one GEMM accumulating in place.
     grad_x = (row[:, None] * x).addmm_(w, y, beta=1, alpha=-1)
     grad_y = (col[:, None] * y).addmm_(w.t(), x, beta=1, alpha=-1)
-    add_near_pairs(grad_x, grad_y, near, grad, dist, x, y, alpha, beta, c)
+    # The pairs left out of W take their exact terms, in chunks (never a (K, D) block of them all).
+    pairs = near.nonzero()
+    for part in pairs.split(max(1, chunk_elements // max(x.shape[1], 1))):
+        i, j = part.unbind(1)
+        a, u = cdist_pair_weights(grad[i, j], dist[i, j], alpha[i], beta[j], c)
+        grad_x, grad_y = add_cdist_pair_terms(grad_x, grad_y, i, j, a, u, x, y, alpha, beta)
     return grad_x, grad_y
-
-
-def add_near_pairs(grad_x, grad_y, near, grad, dist, x, y, alpha, beta, c: float, chunk_elements: int = 1 << 22):
-    """Adds the exact terms of the pairs marked in ``near (B, N)``, left out of the weights, to
-    ``grad_x (B, D)`` and ``grad_y (N, D)`` in place (the C++ kernels' ``add_near_pairs``)."""
-    pairs = near.nonzero()  # (K, 2)
-    chunk = max(1, chunk_elements // max(x.shape[1], 1))
-    sqrt_c = c**0.5
-    for start in range(0, pairs.shape[0], chunk):
-        i, j = pairs[start:start + chunk].unbind(1)
-        g, d = grad[i, j], dist[i, j]
-        ai, bj = alpha[i], beta[j]
-        sh = torch.sinh(d * (sqrt_c / 2))
-        u = 2 * sh * sh
-        sinh_t = 2 * sh * torch.sqrt(1 + sh * sh)
-        a = torch.where(sinh_t > 0, g * (4 * sqrt_c) / (ai * bj * torch.where(sinh_t > 0, sinh_t, 1)), 0)
-        xi, yj = x[i], y[j]
-        diff = xi - yj
-        grad_x.index_add_(0, i, a[:, None] * (diff + (u * bj * 0.5)[:, None] * xi))
-        grad_y.index_add_(0, j, a[:, None] * ((u * ai * 0.5)[:, None] * yj - diff))
 
 
 def _on(device: torch.device):

@@ -144,16 +144,31 @@ def _triton_or_cpp(triton_call, cpp_call):
         return cpp_call()
 
 
+def _fused_sqnorms(x, y, c, dist=None):
+    """The rows' squared norms ``(xx (B,), yy (N,))``, after checking in one host sync that the
+    rows are inside the ball (and ``dist``, when given, finite and ≥ 0); the detailed checks name
+    the problem when not."""
+    xx, yy = (x * x).sum(1), (y * y).sum(1)
+    ok = [(xx * c < 1).all(), (yy * c < 1).all()]
+    if dist is not None and dist.numel():
+        lo, hi = torch.aminmax(dist)  # NaN fails both tests
+        ok += [lo >= 0, torch.isfinite(hi)]
+    if not bool(torch.stack(ok).all()):
+        if dist is None:
+            _checks.check_in_ball(x, c, "x")
+            _checks.check_in_ball(y, c, "y")
+        else:
+            _check_backward_values(x, y, dist, c)
+    return xx, yy
+
+
 def _fused_forward(x, y, c):
     from hyperdml.ops import _cdist_triton
 
     _checks.check_cdist_args(x, y, c)
     _checks.check_float32(x, "x")
     x, y = x.contiguous(), y.contiguous()
-    xx, yy = (x * x).sum(1), (y * y).sum(1)
-    if not bool(torch.stack([(xx * c < 1).all(), (yy * c < 1).all()]).all()):  # one host sync
-        _checks.check_in_ball(x, c, "x")
-        _checks.check_in_ball(y, c, "y")
+    xx, yy = _fused_sqnorms(x, y, c)
     return _triton_or_cpp(lambda: _cdist_triton.distances(x, y, xx, yy, c),
                           lambda: torch.ops.hyperdml.poincare_cdist(x, y, c))
 
@@ -164,13 +179,8 @@ def _fused_backward_kernel(grad, x, y, dist, c):
     _checks.check_cdist_backward_args(grad, x, y, dist, c)
     _checks.check_float32(x, "x")
     x, y, grad, dist = x.contiguous(), y.contiguous(), grad.contiguous(), dist.contiguous()
-    ok = [((x * x).sum(1) * c < 1).all(), ((y * y).sum(1) * c < 1).all()]
-    if dist.numel():
-        lo, hi = torch.aminmax(dist)  # NaN fails both tests
-        ok += [lo >= 0, torch.isfinite(hi)]
-    if not bool(torch.stack(ok).all()):  # one host sync
-        _check_backward_values(x, y, dist, c)
-    return _triton_or_cpp(lambda: _cdist_triton.gradients(grad, x, y, dist, c),
+    xx, yy = _fused_sqnorms(x, y, c, dist)
+    return _triton_or_cpp(lambda: _cdist_triton.gradients(grad, x, y, dist, xx, yy, c),
                           lambda: torch.ops.hyperdml.poincare_cdist_backward(grad, x, y, dist, c))
 
 
@@ -202,8 +212,12 @@ if FUSED_DEVICES:
                                _backward_setup_context)
 
 
-def _uses_fused(x: torch.Tensor) -> bool:
-    return x.dtype == torch.float32 and x.device.type in FUSED_DEVICES
+def _ops_for(x: torch.Tensor):
+    """``(forward op, backward op)`` for points like ``x``: the Triton ones for float32 on a device
+    they serve, else the C++ ones."""
+    if x.dtype == torch.float32 and x.device.type in FUSED_DEVICES:
+        return torch.ops.hyperdml.poincare_cdist_fused, torch.ops.hyperdml.poincare_cdist_fused_backward
+    return torch.ops.hyperdml.poincare_cdist, torch.ops.hyperdml.poincare_cdist_backward
 
 
 class _PoincareCdist(torch.autograd.Function):
@@ -213,17 +227,13 @@ class _PoincareCdist(torch.autograd.Function):
 
     @staticmethod
     def forward(x, y, c):
-        if _uses_fused(x):
-            return torch.ops.hyperdml.poincare_cdist_fused(x, y, c)
-        return torch.ops.hyperdml.poincare_cdist(x, y, c)
+        return _ops_for(x)[0](x, y, c)
 
     setup_context = staticmethod(_setup_context)
 
     @staticmethod
     def backward(ctx, grad):
-        if _uses_fused(ctx.saved_tensors[0]):
-            return _gradients(ctx, grad, torch.ops.hyperdml.poincare_cdist_fused_backward)
-        return _backward(ctx, grad)
+        return _gradients(ctx, grad, _ops_for(ctx.saved_tensors[0])[1])
 
 
 def poincare_cdist(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
@@ -257,6 +267,4 @@ def poincare_cdist(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
     _checks.check_same({"x": x, "y": y})
     if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):  # also true under torch.func.grad
         return _PoincareCdist.apply(x, y, c)
-    if _uses_fused(x):
-        return torch.ops.hyperdml.poincare_cdist_fused(x, y, c)
-    return torch.ops.hyperdml.poincare_cdist(x, y, c)  # no autograd.Function overhead (~35 us)
+    return _ops_for(x)[0](x, y, c)  # no autograd.Function overhead (~35 us)

@@ -33,18 +33,36 @@ def poincare_cdist_reference(x: torch.Tensor, y: torch.Tensor, c: float) -> torc
     return torch.log1p(u + torch.sqrt(u * (u + 2))) / c**0.5
 
 
-def _cdist_weights(grad, x, y, dist, c):
-    """Per-pair weights of the distance gradient (shared by the fallback backward)."""
+def cdist_pair_weights(grad, dist, alpha, beta, c: float):
+    """Weights ``(A, u)`` of the distance gradient for pairs with incoming gradient ``grad``,
+    distance ``dist`` and ``α = 1 − c‖x‖²``, ``β = 1 − c‖y‖²`` (all broadcast together)."""
     sqrt_c = c**0.5
-    alpha = 1 - c * x.pow(2).sum(-1)
-    beta = 1 - c * y.pow(2).sum(-1)
     t = sqrt_c * dist
     u = 2 * torch.sinh(t / 2).pow(2)  # cosh(t) - 1 without cancellation
     sinh_t = torch.sinh(t)
     # A_ij = g · (dd/du) · 4c / (α_i β_j), dd/du = 1 / (√c sinh(√c d)); zero where d == 0
     # (the subgradient at x == y).
     safe = torch.where(sinh_t > 0, sinh_t, torch.ones_like(sinh_t))
-    a = torch.where(sinh_t > 0, grad * 4 * sqrt_c / (alpha[:, None] * beta[None, :] * safe), 0.0)
+    a = torch.where(sinh_t > 0, grad * 4 * sqrt_c / (alpha * beta * safe), 0.0)
+    return a, u
+
+
+def add_cdist_pair_terms(grad_x, grad_y, i, j, a, u, x, y, alpha, beta):
+    """``grad_x (B, D)``, ``grad_y (N, D)`` plus the terms of the pairs ``(i, j)`` (``(K,)`` each,
+    weights ``a``, ``u``) from their exact differences, out of place: what the GEMM form loses to
+    cancellation for nearly equal points."""
+    an, un = a[:, None], u[:, None]
+    diff = x[i] - y[j]
+    grad_x = grad_x.index_add(0, i, an * (diff + un * beta[j][:, None] / 2 * x[i]))
+    grad_y = grad_y.index_add(0, j, an * (un * alpha[i][:, None] / 2 * y[j] - diff))
+    return grad_x, grad_y
+
+
+def _cdist_weights(grad, x, y, dist, c):
+    """Per-pair weights of the distance gradient (shared by the fallback backward)."""
+    alpha = 1 - c * x.pow(2).sum(-1)
+    beta = 1 - c * y.pow(2).sum(-1)
+    a, u = cdist_pair_weights(grad, dist, alpha[:, None], beta[None, :], c)
     return a, u, alpha, beta
 
 
@@ -80,10 +98,7 @@ def poincare_cdist_backward_reference(grad, x, y, dist, c: float):
     grad_y = col[:, None] * y - a_far.t() @ x
     if pairs is not None:  # no branch on their number: traceable with symbolic shapes
         i, j = pairs
-        an, un = a[i, j][:, None], u[i, j][:, None]
-        diff = x[i] - y[j]
-        grad_x = grad_x.index_add(0, i, an * (diff + un * beta[j][:, None] / 2 * x[i]))
-        grad_y = grad_y.index_add(0, j, an * (un * alpha[i][:, None] / 2 * y[j] - diff))
+        grad_x, grad_y = add_cdist_pair_terms(grad_x, grad_y, i, j, a[i, j], u[i, j], x, y, alpha, beta)
     return grad_x, grad_y
 
 
